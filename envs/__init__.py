@@ -1,0 +1,1 @@
+"""Gymnasium environments, task sources, wrappers, the registry and the rollout loop (planned: issue 4)."""

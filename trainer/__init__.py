@@ -1,0 +1,1 @@
+"""Policy engines and the GRPO/DAPO trainer (planned: issue 5)."""

@@ -1,0 +1,307 @@
+"""The math verifier: extraction, answer rules, exact fast paths, a cache, and Math-Verify under hard deadlines.
+
+For each (gold, completion):
+1. extract the final answer (`extract.py`); none found -> `no_answer`;
+2. more distinct boxed answers than `max_boxed` -> `multiple_answers`; a hedged answer ("either 3 or 4") to a
+   single-valued gold -> `hedged`;
+3. every distinct boxed answer is checked against the gold (usually just one): the completion is correct only if
+   the last one is, and `multiple_answers` if the last is right but another boxed answer is not;
+4. each (gold, answer) pair is decided by, in order: the LRU cache; the multiple-choice rule; the exact fast path
+   for plain numbers; equal normalised spellings; else Math-Verify in the deadline pool.
+
+Identical pairs in a batch are decided once. The pool starts on first use, so answers the fast path decides never
+start a worker process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import math
+import re
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future, as_completed
+from dataclasses import dataclass, field
+
+from rlvr.verifiers import pool as pool_module
+from rlvr.verifiers.extract import Extraction, ExtractionConfig, extract_answer, extract_choice
+from rlvr.verifiers.fastpath import numbers_equal, parse_number
+from rlvr.verifiers.normalize import normalize_answer, strip_math_delimiters
+from rlvr.verifiers.types import (
+    BAD_GOLD,
+    CORRECT,
+    ERROR,
+    HEDGED,
+    MULTIPLE_ANSWERS,
+    NO_ANSWER,
+    TIMEOUT,
+    WRONG,
+    Verdict,
+)
+
+_HEDGE = re.compile(r"\b(?:either|or|maybe|perhaps|possibly)\b|\\(?:lor|vee)(?![a-zA-Z])", re.IGNORECASE)
+_MULTI_VALUE_GOLD = re.compile(r",|\bor\b|\band\b|\\cup|\\pm|\\mp", re.IGNORECASE)
+_CACHEABLE = frozenset({CORRECT, WRONG, "unparseable", BAD_GOLD})
+
+Pair = tuple[str, str]
+
+
+@dataclass(frozen=True)
+class MathVerifyConfig:
+    """Options of the math verifier. Frozen: a verifier's cache is only valid for one configuration."""
+
+    timeout_s: float = 5.0
+    """Deadline of one (gold, answer) check, counted from when a worker starts it; past it the verdict is `timeout`."""
+    strict: bool = True
+    """No last-number fallback: only an explicit final answer (box, tag, "answer is", ####) is read."""
+    float_tolerance: float = 1e-6
+    """Relative tolerance when a decimal is involved: |g - p| <= tol * max(1, |g|, |p|). Math-Verify's rounding
+    is set to the matching number of decimal places."""
+    max_boxed: int = 4
+    """A completion with more distinct boxed answers than this is `multiple_answers` without further checks."""
+    reject_hedged: bool = True
+    """Refuse answers such as "either 3 or 4" when the gold is a single value."""
+    workers: int | None = None
+    """Worker processes for Math-Verify; None means one per core."""
+    cache_size: int = 100_000
+    """Entries of the LRU cache of decided (gold, answer) pairs kept across batches."""
+    memory_limit_mb: int | None = 4096
+    """Address-space limit of each worker process."""
+
+    def __post_init__(self) -> None:
+        if self.timeout_s <= 0:
+            raise ValueError(f"timeout_s must be > 0 seconds, got {self.timeout_s}")
+        if not 0 < self.float_tolerance < 1:
+            raise ValueError(f"float_tolerance must be in (0, 1), got {self.float_tolerance}")
+        if self.max_boxed < 1:
+            raise ValueError(f"max_boxed must be >= 1, got {self.max_boxed}")
+        if self.workers is not None and self.workers < 1:
+            raise ValueError(f"workers must be >= 1 or None (one per core), got {self.workers}")
+        if self.cache_size < 0:
+            raise ValueError(f"cache_size must be >= 0, got {self.cache_size}")
+
+    @property
+    def float_rounding(self) -> int:
+        """Decimal places for Math-Verify's float comparison, matching `float_tolerance`."""
+        return max(1, round(-math.log10(self.float_tolerance)))
+
+
+@dataclass
+class _Plan:
+    """One completion on its way to a verdict."""
+
+    gold: str
+    extraction: Extraction
+    early: Verdict | None = None
+    pairs: list[Pair] = field(default_factory=list)
+
+
+@dataclass
+class VerifierStats:
+    """Counters of how pairs were decided; `pool_timeouts` counts deadline kills."""
+
+    verifications: int = 0
+    cache_hits: int = 0
+    fast_path: int = 0
+    pool_calls: int = 0
+    pool_timeouts: int = 0
+
+
+class MathVerifier:
+    """Verifies math completions against gold answers. Thread-safe; use as a context manager or call `close()`."""
+
+    def __init__(self, config: MathVerifyConfig | None = None) -> None:
+        self.config = config or MathVerifyConfig()
+        self._extraction_config = ExtractionConfig(strict=self.config.strict, max_boxed=self.config.max_boxed)
+        self._pool = pool_module.DeadlinePool(
+            "rlvr.verifiers.math_equiv:judge_task",
+            size=self.config.workers,
+            memory_limit_mb=self.config.memory_limit_mb,
+        )
+        self._cache: collections.OrderedDict[Pair, str] = collections.OrderedDict()
+        self._lock = threading.Lock()
+        self.stats = VerifierStats()
+
+    # -- public API ------------------------------------------------------------------------------------------
+
+    def verify(self, gold: str, completion: str) -> Verdict:
+        """Verify one completion against its gold answer."""
+        return self.verify_batch([gold], [completion])[0]
+
+    def verify_batch(
+        self,
+        golds: Sequence[str],
+        completions: Sequence[str],
+        on_progress: Callable[[int], None] | None = None,
+    ) -> list[Verdict]:
+        """Verify many completions; identical (gold, answer) pairs are decided once.
+
+        `on_progress(n)` is called as pool checks finish, with the number just finished.
+        """
+        plans, decided, pending = self._prepare(golds, completions)
+        for future in as_completed(pending):
+            pair = pending[future]
+            decided[pair] = self._settle(pair, future.result())
+            if on_progress is not None:
+                on_progress(1)
+        return [self._finish(plan, decided) for plan in plans]
+
+    async def averify_batch(self, golds: Sequence[str], completions: Sequence[str]) -> list[Verdict]:
+        """`verify_batch` for asyncio code: waits without blocking the event loop."""
+        plans, decided, pending = self._prepare(golds, completions)
+        outcomes = await asyncio.gather(*(asyncio.wrap_future(f) for f in pending))
+        for future, outcome in zip(pending, outcomes, strict=True):
+            decided[pending[future]] = self._settle(pending[future], outcome)
+        return [self._finish(plan, decided) for plan in plans]
+
+    async def averify(self, gold: str, completion: str) -> Verdict:
+        """`verify` for asyncio code."""
+        return (await self.averify_batch([gold], [completion]))[0]
+
+    def close(self) -> None:
+        """Stop the worker processes."""
+        self._pool.close()
+
+    def __enter__(self) -> MathVerifier:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- stages ----------------------------------------------------------------------------------------------
+
+    def _prepare(
+        self, golds: Sequence[str], completions: Sequence[str]
+    ) -> tuple[list[_Plan], dict[Pair, tuple[str, str]], dict[Future, Pair]]:
+        if len(golds) != len(completions):
+            raise ValueError(
+                f"got {len(golds)} gold answers for {len(completions)} completions; pass one each"
+            )
+        plans = [self._plan(str(g), str(c)) for g, c in zip(golds, completions, strict=True)]
+        decided: dict[Pair, tuple[str, str]] = {}
+        pending: dict[Future, Pair] = {}
+        submitted: set[Pair] = set()
+        for plan in plans:
+            for pair in plan.pairs:
+                if pair in decided or pair in submitted:
+                    continue
+                quick = self._decide_quickly(pair)
+                if quick is not None:
+                    decided[pair] = quick
+                else:
+                    submitted.add(pair)
+                    item = (pair[0], pair[1], self.config.float_rounding)
+                    pending[self._pool.submit(item, self.config.timeout_s)] = pair
+        with self._lock:
+            self.stats.verifications += len(plans)
+            self.stats.pool_calls += len(pending)
+        return plans, decided, pending
+
+    def _plan(self, gold: str, completion: str) -> _Plan:
+        gold = strip_math_delimiters(gold)
+        extraction = extract_answer(completion, self._extraction_config)
+        plan = _Plan(gold, extraction)
+        if not gold:
+            plan.early = _verdict(BAD_GOLD, extraction, "rules")
+        elif extraction.answer is None or not extraction.answer.strip():
+            plan.early = _verdict(NO_ANSWER, extraction, "rules")
+        elif extraction.too_many_boxes:
+            plan.early = _verdict(MULTIPLE_ANSWERS, extraction, "rules")
+        elif (
+            self.config.reject_hedged and _is_hedged(extraction.answer) and not _MULTI_VALUE_GOLD.search(gold)
+        ):
+            plan.early = _verdict(HEDGED, extraction, "rules")
+        else:
+            answers = extraction.boxed if len(extraction.boxed) > 1 else (extraction.answer,)
+            plan.pairs = [(gold, strip_math_delimiters(answer)) for answer in answers]
+        return plan
+
+    def _decide_quickly(self, pair: Pair) -> tuple[str, str] | None:
+        """A decision without the pool, as (reason, path), or None."""
+        with self._lock:
+            cached = self._cache.get(pair)
+            if cached is not None:
+                self._cache.move_to_end(pair)
+                self.stats.cache_hits += 1
+                return cached, "cache"
+        reason = _fast_reason(pair, self.config.float_tolerance)
+        if reason is None:
+            return None
+        with self._lock:
+            self.stats.fast_path += 1
+        self._remember(pair, reason)
+        return reason, "fast"
+
+    def _settle(self, pair: Pair, outcome: pool_module.PoolOutcome) -> tuple[str, str]:
+        if outcome.status == pool_module.OK:
+            self._remember(pair, outcome.value)
+            return outcome.value, "math_verify"
+        if outcome.status == pool_module.TIMEOUT:
+            with self._lock:
+                self.stats.pool_timeouts += 1
+            return TIMEOUT, "math_verify"
+        return ERROR, f"math_verify:{outcome.status}:{outcome.value}"
+
+    def _remember(self, pair: Pair, reason: str) -> None:
+        if reason not in _CACHEABLE or self.config.cache_size == 0:
+            return
+        with self._lock:
+            self._cache[pair] = reason
+            self._cache.move_to_end(pair)
+            while len(self._cache) > self.config.cache_size:
+                self._cache.popitem(last=False)
+
+    def _finish(self, plan: _Plan, decided: dict[Pair, tuple[str, str]]) -> Verdict:
+        if plan.early is not None:
+            return plan.early
+        last_reason, path = decided[plan.pairs[-1]]
+        reason = last_reason
+        if last_reason == CORRECT and any(decided[p][0] != CORRECT for p in plan.pairs[:-1]):
+            reason = MULTIPLE_ANSWERS
+        return _verdict(reason, plan.extraction, path)
+
+
+def _verdict(reason: str, extraction: Extraction, path: str) -> Verdict:
+    correct = reason == CORRECT
+    details = {"extracted": extraction.answer, "method": extraction.method, "path": path}
+    if len(extraction.boxed) > 1:
+        details["boxed"] = list(extraction.boxed)
+    return Verdict(score=1.0 if correct else 0.0, correct=correct, reason=reason, details=details)
+
+
+def _is_hedged(answer: str) -> bool:
+    return bool(_HEDGE.search(answer))
+
+
+def _fast_reason(pair: Pair, float_tolerance: float) -> str | None:
+    """Decide plain numbers, choice letters and identical spellings without sympy; None when unsure."""
+    gold, answer = pair
+    gold_choice = extract_choice(gold) if len(gold) <= 16 else None
+    if gold_choice is not None:
+        return CORRECT if extract_choice(answer) == gold_choice else WRONG
+    gold_norm, answer_norm = normalize_answer(gold), normalize_answer(answer)
+    gold_number, answer_number = parse_number(gold_norm), parse_number(answer_norm)
+    if gold_number is not None and answer_number is not None:
+        return CORRECT if numbers_equal(gold_number, answer_number, float_tolerance) else WRONG
+    if gold_norm and gold_norm == answer_norm:
+        return CORRECT
+    return None
+
+
+_default: MathVerifier | None = None
+_default_lock = threading.Lock()
+
+
+def default_verifier() -> MathVerifier:
+    """A process-wide verifier with the default configuration, created on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = MathVerifier()
+        return _default
+
+
+def verify_math(gold: str, completion: str) -> Verdict:
+    """Verify one completion with the process-wide default verifier."""
+    return default_verifier().verify(gold, completion)
