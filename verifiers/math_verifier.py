@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import math
+import os
 import re
 import threading
 from collections.abc import Callable, Sequence
@@ -294,11 +295,15 @@ _default_lock = threading.Lock()
 
 
 def default_verifier() -> MathVerifier:
-    """A process-wide verifier with the default configuration, created on first use."""
+    """A process-wide verifier with the default configuration, created on first use.
+
+    `RLVR_VERIFIER_WORKERS` sets its pool size (useful when a trainer runs many reward processes).
+    """
     global _default
     with _default_lock:
         if _default is None:
-            _default = MathVerifier()
+            workers = os.environ.get("RLVR_VERIFIER_WORKERS")
+            _default = MathVerifier(MathVerifyConfig(workers=int(workers) if workers else None))
         return _default
 
 

@@ -1,0 +1,111 @@
+"""The `rlvr` command-line tool, run as a user runs it: the installed entry point in a subprocess."""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+RLVR = shutil.which("rlvr", path=str(Path(sys.executable).parent)) or "rlvr"
+
+
+def run(*args, check=True):
+    result = subprocess.run([RLVR, *args], capture_output=True, text=True, timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"rlvr {' '.join(args)} exited {result.returncode}: {result.stderr}")
+    return result
+
+
+@pytest.mark.parametrize("command", [[], ["verify"], ["verify", "math"], ["demo"]])
+def test_help_everywhere(command):
+    result = run(*command, "--help")
+    assert "usage: rlvr" in result.stdout
+
+
+def test_verify_pair_json():
+    result = run("verify", "math", "--gold", "\\frac{1}{2}", "--pred", "so it is \\boxed{0.5}", "--json")
+    verdict = json.loads(result.stdout)
+    assert verdict["correct"] is True and verdict["score"] == 1.0
+    assert verdict["reason"] == "correct" and verdict["extracted"] == "0.5"
+
+
+def test_verify_pair_text_wrong():
+    result = run("verify", "math", "--gold", "3", "--pred", "The answer is 4.")
+    assert result.stdout.startswith("INCORRECT") and "reason=wrong" in result.stdout
+
+
+def write_jsonl(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_verify_file_writes_verdicts_and_summary(tmp_path):
+    rows = [
+        {"answer": "12", "completion": "\\boxed{12}"},
+        {"answer": "12", "completion": "\\boxed{13}"},
+        {"answer": "x^2", "completion": "The final answer is $x \\cdot x$."},
+        {"answer": "5", "completion": [{"role": "assistant", "content": "#### 5"}]},
+        {"answer": "7", "completion": "no idea"},
+    ]
+    source, out = tmp_path / "rows.jsonl", tmp_path / "verdicts.jsonl"
+    write_jsonl(source, rows)
+    result = run("verify", "math", "--file", str(source), "--out", str(out), "--json")
+    summary = json.loads(result.stdout)
+    assert summary["rows"] == 5 and summary["correct"] == 3
+    assert summary["accuracy"] == pytest.approx(0.6)
+    assert summary["reasons"] == {"correct": 3, "wrong": 1, "no_answer": 1}
+    assert summary["verifications_per_s"] > 0
+    verdicts = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [v["correct"] for v in verdicts] == [True, False, True, True, False]
+    assert [v["line"] for v in verdicts] == [1, 2, 3, 4, 5]
+    assert not (tmp_path / "verdicts.jsonl.tmp").exists()
+
+
+def test_verify_file_custom_fields_and_text_summary(tmp_path):
+    source = tmp_path / "rows.jsonl"
+    write_jsonl(source, [{"gt": "2", "response": "\\boxed{2}"}])
+    result = run("verify", "math", "--file", str(source), "--gold-field", "gt", "--pred-field", "response")
+    assert "accuracy: 1.0000 (1/1)" in result.stdout and "verifications/s" in result.stdout
+
+
+def test_bad_inputs_give_clear_errors(tmp_path):
+    missing = run("verify", "math", "--file", str(tmp_path / "nope.jsonl"), check=False)
+    assert missing.returncode == 2 and "no such file" in missing.stderr
+
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"answer": "1", "completion": "\\\\boxed{1}"}\n{not json\n', encoding="utf-8")
+    result = run("verify", "math", "--file", str(broken), check=False)
+    assert (
+        result.returncode == 2
+        and "line 2: not valid JSON" in result.stderr
+        and "--skip-bad-rows" in result.stderr
+    )
+
+    skipped = run("verify", "math", "--file", str(broken), "--skip-bad-rows", "--json")
+    summary = json.loads(skipped.stdout)
+    assert summary["rows"] == 1 and summary["skipped_rows"] == 1
+
+    wrong_field = tmp_path / "fields.jsonl"
+    write_jsonl(wrong_field, [{"question": "q", "solution": "1"}])
+    result = run("verify", "math", "--file", str(wrong_field), check=False)
+    assert result.returncode == 2 and "missing field(s) ['answer', 'completion']" in result.stderr
+
+    both = run("verify", "math", "--gold", "1", "--pred", "1", "--file", str(broken), check=False)
+    assert both.returncode == 2 and "either --gold and --pred" in both.stderr
+    bad_timeout = run("verify", "math", "--gold", "1", "--pred", "1", "--timeout", "0", check=False)
+    assert bad_timeout.returncode == 2 and "timeout_s must be > 0" in bad_timeout.stderr
+
+
+def test_demo_verdicts_all_as_expected():
+    result = run("demo", "--json", "--timeout", "1")
+    report = json.loads(result.stdout)
+    assert report["total"] >= 15
+    assert report["as_expected"] == report["total"]
+    assert {r["reason"] for r in report["results"]} >= {
+        "correct",
+        "wrong",
+        "timeout",
+        "hedged",
+        "multiple_answers",
+    }
