@@ -15,6 +15,7 @@ from __future__ import annotations
 import collections
 import itertools
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -25,7 +26,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection, wait
 from typing import Any
 
-from rlvr.verifiers.pool_worker import FAILED, OK, READY
+from rlvr.verifiers.pool_worker import FAILED, OK, READY, _describe
 
 TIMEOUT = "timeout"
 CRASHED = "crashed"  # the worker process died, or could not start
@@ -33,13 +34,17 @@ CLOSED = "closed"  # the pool was closed before the item ran
 __all__ = ["CLOSED", "CRASHED", "FAILED", "OK", "TIMEOUT", "DeadlinePool", "PoolOutcome"]
 
 _MAX_START_FAILURES = 3
-_WORKER_COMMAND = "import sys; from rlvr.verifiers.pool_worker import serve; serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))"
+_MAX_WAIT_S = 3600.0  # longest single wait of the scheduler; selectors refuse infinite or huge timeouts
+_WORKER_COMMAND = (
+    "import sys; from rlvr.verifiers.pool_worker import serve; "
+    "serve(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] or None)"
+)
 
 
 @dataclass(frozen=True)
 class PoolOutcome:
-    """What happened to one item: `status` is one of OK, FAILED (the function raised; `value` holds the
-    exception), TIMEOUT, CRASHED, CLOSED."""
+    """What happened to one item: `status` is one of OK, FAILED (the function raised, or the item or result could
+    not be pickled; `value` holds the exception as text), TIMEOUT, CRASHED (`value` says how), CLOSED."""
 
     status: str
     value: Any = None
@@ -57,13 +62,13 @@ def default_pool_size() -> int:
 @dataclass
 class _Task:
     task_id: int
-    item: Any
+    payload: bytes  # the item, pickled by the caller: an unpicklable item fails its own future, not the pool
     timeout_s: float
     future: Future
 
 
 class _Worker:
-    def __init__(self, function_path: str, memory_limit_mb: int | None) -> None:
+    def __init__(self, function_path: str, memory_limit_mb: int | None, warmup_path: str | None) -> None:
         parent, child = socket.socketpair()
         self.process = subprocess.Popen(
             [
@@ -73,6 +78,7 @@ class _Worker:
                 function_path,
                 str(child.fileno()),
                 str(memory_limit_mb or 0),
+                warmup_path or "",
             ],
             pass_fds=(child.fileno(),),
             stdin=subprocess.DEVNULL,
@@ -106,16 +112,24 @@ class _Worker:
 class DeadlinePool:
     """Runs `function_path` ("module:function") on items in `size` worker processes, each call under a deadline.
 
-    Workers start on the first `submit`. `memory_limit_mb` caps each worker's address space, so an input that
-    makes sympy build a gigantic integer fails with MemoryError instead of exhausting the machine.
+    Workers start on the first `submit`, or on `start()`. `warmup_path` ("module:function") is called once in each
+    worker before it reports ready, to warm caches without counting against any item's deadline. `memory_limit_mb` caps each worker's address space, so an input that
+    makes sympy build a gigantic integer fails with MemoryError instead of exhausting the machine. When workers
+    fail to start several times in a row (a function that cannot be imported), queued items resolve CRASHED with
+    the reason and no more workers are started until the next `submit` tries again.
     """
 
     def __init__(
-        self, function_path: str, size: int | None = None, memory_limit_mb: int | None = 4096
+        self,
+        function_path: str,
+        size: int | None = None,
+        memory_limit_mb: int | None = 4096,
+        warmup_path: str | None = None,
     ) -> None:
         if size is not None and size < 1:
             raise ValueError(f"pool size must be >= 1, got {size}")
         self.function_path = function_path
+        self.warmup_path = warmup_path
         self.size = size or default_pool_size()
         self.memory_limit_mb = memory_limit_mb
         self._init_state()
@@ -129,6 +143,8 @@ class DeadlinePool:
         self._thread: threading.Thread | None = None
         self._closed = False
         self._start_failures = 0
+        self._broken: str | None = None  # set when workers cannot start; queued items fail instead of waiting
+        self._all_ready = threading.Event()  # every worker has started and reported ready
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self._wake_w.setblocking(False)
@@ -137,21 +153,54 @@ class DeadlinePool:
     # -- caller side ---------------------------------------------------------------------------------------
 
     def submit(self, item: Any, timeout_s: float) -> Future:
-        """Queue one call; the future resolves to a PoolOutcome (it never raises)."""
-        if timeout_s <= 0:
+        """Queue one call; the future resolves to a PoolOutcome (it never raises). `timeout_s` may be infinite."""
+        if not timeout_s > 0:  # also refuses NaN, which would never time out
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         if os.getpid() != self._pid:  # we are in a forked child: the parent's workers and thread are not ours
             self._init_state()
         future: Future = Future()
+        try:
+            payload = pickle.dumps(item, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            future.set_result(PoolOutcome(FAILED, f"item cannot be sent to a worker: {_describe(exc)}"))
+            return future
         with self._lock:
             if self._closed:
                 future.set_result(PoolOutcome(CLOSED))
                 return future
-            self._queue.append(_Task(next(self._ids), item, timeout_s, future))
-            if self._thread is None:
-                self._start()
+            self._queue.append(_Task(next(self._ids), payload, timeout_s, future))
+            self._ensure_running()
         self._wake()
         return future
+
+    def start(self, wait_s: float | None = None) -> bool:
+        """Start the workers now instead of on the first `submit`; with `wait_s`, wait until all are ready.
+
+        Returns True when all workers are ready (or when not waiting), False on timeout or if they cannot start.
+        """
+        if os.getpid() != self._pid:
+            self._init_state()
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("this pool is closed; create a new one")
+            self._ensure_running()
+        self._wake()
+        if wait_s is None:
+            return True
+        deadline = time.monotonic() + wait_s
+        while not self._all_ready.wait(min(0.1, max(0.0, deadline - time.monotonic()))):
+            with self._lock:
+                if self._broken is not None or time.monotonic() >= deadline:
+                    return False
+        return True
+
+    def _ensure_running(self) -> None:
+        """Start the scheduler thread if needed, and retry workers that could not start before. Holds the lock."""
+        if self._broken is not None:
+            self._broken, self._start_failures = None, 0
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="rlvr-deadline-pool", daemon=True)
+            self._thread.start()
 
     def close(self) -> None:
         """Stop the workers; items not yet finished resolve with status CLOSED."""
@@ -178,15 +227,18 @@ class DeadlinePool:
         except (BlockingIOError, OSError):
             pass  # a wake-up is already pending, or the pool is closing
 
-    def _start(self) -> None:
-        self._workers = [self._new_worker() for _ in range(self.size)]
-        self._thread = threading.Thread(target=self._run, name="rlvr-deadline-pool", daemon=True)
-        self._thread.start()
-
-    def _new_worker(self) -> _Worker:
-        return _Worker(self.function_path, self.memory_limit_mb)
-
     # -- scheduler thread ------------------------------------------------------------------------------------
+
+    def _top_up(self) -> None:
+        """Start workers until there are `size`, unless starting them keeps failing (then wait for a submit)."""
+        while len(self._workers) < self.size:
+            with self._lock:
+                if self._broken is not None:
+                    return
+            try:
+                self._workers.append(_Worker(self.function_path, self.memory_limit_mb, self.warmup_path))
+            except OSError as exc:  # no process could be started at all (process or memory limits)
+                self._start_failed(f"{type(exc).__name__}: {exc}")
 
     def _run(self) -> None:
         while True:
@@ -196,8 +248,11 @@ class DeadlinePool:
                 self._shutdown()
                 return
             self._assign()
+            self._top_up()  # after assigning, so that a worker removed there is replaced before the wait
             busy = [w for w in self._workers if w.task is not None]
-            timeout = max(0.0, min(w.deadline for w in busy) - time.monotonic()) if busy else None
+            timeout = (
+                min(max(0.0, min(w.deadline for w in busy) - time.monotonic()), _MAX_WAIT_S) if busy else None
+            )
             ready = wait([self._wake_r, *(w.conn for w in self._workers)], timeout)
             if self._wake_r in ready:
                 self._drain_wake()
@@ -208,7 +263,7 @@ class DeadlinePool:
             for worker in busy:
                 if worker.task is not None and now >= worker.deadline:
                     task, started = worker.task, worker.started
-                    self._replace(worker)
+                    self._remove(worker)
                     task.future.set_result(PoolOutcome(TIMEOUT, None, now - started))
 
     def _drain_wake(self) -> None:
@@ -219,18 +274,18 @@ class DeadlinePool:
             pass
 
     def _assign(self) -> None:
-        for worker in self._workers:
+        for worker in list(self._workers):
             if not worker.ready or worker.task is not None:
                 continue
             task = self._next_task()
             if task is None:
                 return
             try:
-                worker.conn.send((task.task_id, task.item))
+                worker.conn.send((task.task_id, task.payload))
             except (OSError, ValueError):  # the worker died while idle: requeue the item and replace it
                 with self._lock:
                     self._queue.appendleft(task)
-                self._replace(worker)
+                self._remove(worker)
                 continue
             worker.task, worker.started = task, time.monotonic()
 
@@ -245,13 +300,20 @@ class DeadlinePool:
     def _receive(self, worker: _Worker) -> None:
         task, started = worker.task, worker.started
         try:
-            message = worker.conn.recv()
+            data = worker.conn.recv_bytes()
         except (EOFError, OSError):
             self._on_death(worker, task, started)
             return
+        try:
+            message = pickle.loads(data)
+        except Exception as exc:  # e.g. a result of a class this process cannot import
+            message = (task.task_id if task else None, FAILED, f"result cannot be read: {_describe(exc)}")
         if message == READY:
             worker.ready = True
-            self._start_failures = 0
+            if len(self._workers) == self.size and all(w.ready for w in self._workers):
+                self._all_ready.set()
+            with self._lock:
+                self._start_failures = 0
             return
         worker.task = None
         task_id, status, value = message
@@ -259,30 +321,41 @@ class DeadlinePool:
             task.future.set_result(PoolOutcome(status, value, time.monotonic() - started))
 
     def _on_death(self, worker: _Worker, task: _Task | None, started: float) -> None:
-        if not worker.ready:
-            self._start_failures += 1
-        self._replace(worker)
+        try:  # its socket closed: let it finish exiting, so that its own exit status is reported
+            worker.process.wait(timeout=0.25)
+        except subprocess.TimeoutExpired:
+            pass
+        self._remove(worker)
+        why = f"worker exited with status {worker.process.returncode}"
         if task is not None:
-            task.future.set_result(PoolOutcome(CRASHED, None, time.monotonic() - started))
-        if (
-            self._start_failures >= _MAX_START_FAILURES
-        ):  # workers cannot start at all: fail loudly, do not spin
-            with self._lock:
-                pending, self._queue = list(self._queue), collections.deque()
-            message = (
-                f"worker processes for {self.function_path} failed to start {self._start_failures} times; "
-                "check that `python -c 'import rlvr.verifiers.pool_worker'` works in this environment"
-            )
-            for queued in pending:
-                if queued.future.running() or queued.future.set_running_or_notify_cancel():
-                    queued.future.set_result(PoolOutcome(CRASHED, message))
+            task.future.set_result(PoolOutcome(CRASHED, why, time.monotonic() - started))
+        if not worker.ready:
+            self._start_failed(why)
 
-    def _replace(self, worker: _Worker) -> None:
-        index = self._workers.index(worker)
+    def _start_failed(self, why: str) -> None:
+        """Count a worker that could not start; after a few in a row, fail the queue instead of spinning."""
+        with self._lock:
+            self._start_failures += 1
+            if self._start_failures < _MAX_START_FAILURES:
+                return
+            # Workers cannot start at all: fail loudly and stop starting new ones until the next submit.
+            self._broken = (
+                f"worker processes for {self.function_path} failed to start {self._start_failures} times "
+                f"(last: {why}); check that `python -c 'import rlvr.verifiers.pool_worker'` works in this "
+                "environment and that the function can be imported"
+            )
+            message, pending, self._queue = self._broken, list(self._queue), collections.deque()
+        for queued in pending:
+            if queued.future.running() or queued.future.set_running_or_notify_cancel():
+                queued.future.set_result(PoolOutcome(CRASHED, message))
+
+    def _remove(self, worker: _Worker) -> None:
+        """Kill a worker; the next scheduler round starts its replacement."""
+        self._all_ready.clear()
+        self._workers.remove(worker)
         worker.task = None
         worker.kill()
         self.replaced_workers += 1
-        self._workers[index] = self._new_worker()
 
     def _shutdown(self) -> None:
         for worker in self._workers:

@@ -1,14 +1,16 @@
-"""The loop of a deadline-pool worker process, started by `pool.py` as `serve(FUNC, FD, MEMORY_MB)`.
+"""The loop of a deadline-pool worker process, started by `pool.py` as `serve(FUNC, FD, MEMORY_MB, WARMUP)`.
 
-It imports FUNC ("module:function"), says it is ready, then answers (task_id, item) messages on the socket FD
-with (task_id, status, value) until it receives None or the socket closes.
+It imports FUNC ("module:function"), says it is ready, then answers (task_id, pickled item) messages on the
+socket FD with (task_id, status, value) until it receives None or the socket closes.
 """
 
 from __future__ import annotations
 
 import importlib
+import pickle
 import resource
 import socket
+import sys
 from multiprocessing.connection import Connection
 
 READY = "ready"
@@ -16,13 +18,15 @@ OK = "ok"
 FAILED = "failed"
 
 
-def serve(function_path: str, fd: int, memory_limit_mb: int) -> None:
+def serve(function_path: str, fd: int, memory_limit_mb: int, warmup_path: str | None = None) -> None:
     if memory_limit_mb > 0:
         limit = memory_limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     conn = Connection(socket.socket(fileno=fd).detach())
     module_name, _, name = function_path.partition(":")
     function = getattr(importlib.import_module(module_name), name)
+    if warmup_path:
+        _warm_up(warmup_path)
     conn.send(READY)
     while True:
         try:
@@ -31,12 +35,32 @@ def serve(function_path: str, fd: int, memory_limit_mb: int) -> None:
             return
         if message is None:
             return
-        task_id, item = message
+        task_id, payload = message
         try:
-            reply = (task_id, OK, function(item))
+            # The item arrives pickled, and the reply is pickled here, so that an item this process cannot
+            # unpickle or a result it cannot pickle comes back as FAILED instead of killing the worker.
+            reply = pickle.dumps((task_id, OK, function(pickle.loads(payload))), pickle.HIGHEST_PROTOCOL)
         except BaseException as exc:  # a bad input must come back as data, not kill the worker
-            reply = (task_id, FAILED, f"{type(exc).__name__}: {str(exc)[:200]}")
+            reply = pickle.dumps((task_id, FAILED, _describe(exc)), pickle.HIGHEST_PROTOCOL)
         try:
-            conn.send(reply)
+            conn.send_bytes(reply)
         except (OSError, ValueError):
             return
+
+
+def _warm_up(warmup_path: str) -> None:
+    """Run the warm-up function; a failing warm-up only costs speed, so it is reported and ignored."""
+    try:
+        module_name, _, name = warmup_path.partition(":")
+        getattr(importlib.import_module(module_name), name)()
+    except Exception as exc:
+        print(f"rlvr: worker warm-up {warmup_path} failed: {_describe(exc)}", file=sys.stderr)
+
+
+def _describe(exc: BaseException) -> str:
+    """`Type: message` of an exception, short, even when its `__str__` fails."""
+    try:
+        text = str(exc)
+    except Exception:
+        text = "<unprintable>"
+    return f"{type(exc).__name__}: {text[:200]}"
