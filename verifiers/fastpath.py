@@ -15,6 +15,7 @@ _MAX_LEN = 64
 _INTEGER = re.compile(r"[+-]?\d+")
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+)")
 _SLASH = re.compile(r"([+-]?\d+)\s*/\s*(\d+)")
+_REPEATING = re.compile(r"([+-]?)(\d*)\.(\d*)\\overline\s*\{(\d+)\}")
 _FRAC = re.compile(r"([+-]?)\\frac\s*(?:\{\s*([+-]?\d+)\s*\}|(\d))\s*(?:\{\s*(\d+)\s*\}|(\d))")
 
 
@@ -27,7 +28,8 @@ class PlainNumber:
 
 
 def parse_number(text: str) -> PlainNumber | None:
-    """Read `text` as an integer, decimal, `a/b` or `\\frac{a}{b}`; None for anything else."""
+    """Read `text` as an integer, decimal, `a/b`, `\\frac{a}{b}` or a repeating decimal (`0.1\\overline{6}`,
+    read exactly); None for anything else."""
     text = text.strip()
     if not text or len(text) > _MAX_LEN:
         return None
@@ -35,6 +37,12 @@ def parse_number(text: str) -> PlainNumber | None:
         return PlainNumber(Fraction(int(text)), True)
     if _DECIMAL.fullmatch(text):
         return PlainNumber(Fraction(text), False)
+    repeating = _REPEATING.fullmatch(text)
+    if repeating:
+        sign, whole, fixed, period = repeating.groups()
+        value = Fraction(int(whole or "0")) + Fraction(int(fixed or "0"), 10 ** len(fixed))
+        value += Fraction(int(period), (10 ** len(period) - 1) * 10 ** len(fixed))
+        return PlainNumber(-value if sign == "-" else value, True)
     slash = _SLASH.fullmatch(text)
     if slash:
         return _fraction(slash.group(1), slash.group(2))

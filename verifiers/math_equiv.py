@@ -2,12 +2,17 @@
 
 Math-Verify's own `signal.alarm` timeouts are switched off here: the pool enforces the deadline by killing the
 worker, which works from any thread of the caller. Direction matters: `verify(gold, prediction)`.
+
+Before Math-Verify, two answers that render to the same text are equal: `\\text{4:30 p.m.}` and
+`4:30 \\text{ p.m.}` differ only in where the text box starts, which Math-Verify cannot see (it reads the first as
+one symbol and the second as the ratio 4:30 = 2/15).
 """
 
 from __future__ import annotations
 
 import functools
 import logging
+import re
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
 
@@ -16,6 +21,13 @@ from rlvr.verifiers.types import BAD_GOLD, CORRECT, UNPARSEABLE, WRONG
 logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 _EXTRACTION = (LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig())
+_TEXT_BOX = re.compile(r"\\(?:text|textrm|mbox|mathrm)\s*\{([^{}]*)\}")
+_SPACE = re.compile(r"(?:\s|\\[,;:! ])+")
+
+
+def _rendering(answer: str) -> str:
+    """The text an answer shows: text boxes opened, each run of spacing made one space."""
+    return _SPACE.sub(" ", _TEXT_BOX.sub(r"\1", answer)).strip()
 
 
 def _parse_answer(answer: str) -> list:
@@ -31,6 +43,9 @@ def judge(gold: str, answer: str, float_rounding: int) -> str:
     gold_parsed = _parse_gold(gold)
     if not gold_parsed:
         return BAD_GOLD
+    rendering = _rendering(gold)
+    if rendering and rendering == _rendering(answer):
+        return CORRECT
     answer_parsed = _parse_answer(answer)
     if not answer_parsed:
         return UNPARSEABLE
@@ -42,3 +57,30 @@ def judge_task(task: tuple[str, str, int]) -> str:
     """Pool entry point: one picklable tuple in, one reason out."""
     gold, answer, float_rounding = task
     return judge(gold, answer, float_rounding)
+
+
+# Typical answer shapes; judging them once fills Math-Verify's parser caches (ANTLR prediction tables) so the
+# first real checks in a new worker are not several times slower than later ones.
+_WARM_UP_PAIRS = (
+    ("\\frac{\\sqrt{3}}{2}", "\\dfrac{\\sqrt3}{2}"),
+    ("x^2 + 2x + 1", "(x+1)^2"),
+    ("(3, \\frac{\\pi}{2})", "\\left( 3, \\frac{\\pi}{2} \\right)"),
+    ("[-2, 7)", "[-2,7)"),
+    ("\\{1, 2\\}", "\\{2, 1\\}"),
+    ("x = 5", "5"),
+    ("2 \\pm \\sqrt{5}", "2 - \\sqrt5, 2 + \\sqrt5"),
+    ("3 + 4i", "4i + 3"),
+    ("\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}", "\\begin{pmatrix} 1 \\\\ 2 \\end{pmatrix}"),
+    ("10\\%", "0.1"),
+    ("30^\\circ", "\\frac{\\pi}{6}"),
+    ("\\text{east}", "\\text{East}"),
+    ("1011_2", "1011_{2}"),
+    ("\\log_2 8", "3"),
+    ("\\sin x \\cos x", "\\frac{1}{2} \\sin 2x"),
+)
+
+
+def warm_up() -> None:
+    """Judge a fixed set of typical pairs; called once in each worker before it takes work."""
+    for gold, answer in _WARM_UP_PAIRS:
+        judge(gold, answer, 6)

@@ -2,7 +2,9 @@
 
 The rules only remove presentation that never changes a value: math delimiters, `\\left`/`\\right`, `\\dfrac`,
 spacing commands, text units (`\\text{ dollars}`, `\\mbox{cm}`), degree and dollar signs, thousands separators
-and a trailing full stop. Anything subtler is left to Math-Verify, which receives the unnormalised answer.
+(`1,000`, `1{,}000`, `1,\\!000`), `\\textbf{}` emphasis, parentheses around a lone number (`(073)`), plain-word
+units after a lone number (`18 dollars`, but never value words such as `5 thousand` or `3 pi`) and a trailing full
+stop. Anything subtler is left to Math-Verify, which receives the unnormalised answer.
 """
 
 from __future__ import annotations
@@ -18,6 +20,20 @@ _TEXT_UNIT = re.compile(r"\\(?:text|mbox|textrm|mathrm)\{\s*[a-zA-Z][a-zA-Z .]*\
 _DEGREE = re.compile(r"\^\{?\\circ\}?|°")
 _DOLLAR_SIGN = re.compile(r"\\\$")
 _THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d])")
+# `{,}` and `,\!` are LaTeX spellings of a comma between digits (`10{,}000`, `10,\!080`); they render as `,`.
+_LATEX_COMMA = re.compile(r"(?<=\d)(?:\{,\}|,\\!\s*)(?=\d)")
+_TEXTBF = re.compile(r"\\textbf\{([^{}]*)\}")
+_NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
+_PAREN_NUMBER = re.compile(rf"\(\s*({_NUMBER})\s*\)")
+_WORD_UNITS = re.compile(rf"({_NUMBER})((?:\s+[a-zA-Z]{{2,}}){{1,3}})")
+# Words that change or qualify the value of the number before them; an answer ending in one is left alone.
+_VALUE_WORDS = frozenset(
+    """and or not to of by over per plus minus times divided mod modulo squared cubed root roots power pi ln lg
+    log sin cos tan cot sec csc exp sqrt percent percentage am pm hundred thousand million billion trillion
+    dozen dozens score half halves third thirds quarter quarters fourth fourths fifth fifths sixth sixths
+    seventh sevenths eighth eighths ninth ninths tenth tenths hundredth hundredths thousandth thousandths
+    factorial""".split()  # noqa: SIM905
+)
 _WHITESPACE = re.compile(r"\s+")
 
 
@@ -33,6 +49,10 @@ def strip_math_delimiters(text: str) -> str:
 def normalize_answer(answer: str) -> str:
     """A canonical spelling of `answer` for exact comparison; equal outputs mean equal values."""
     text = strip_math_delimiters(answer)
+    if "{,}" in text or ",\\!" in text:
+        text = _LATEX_COMMA.sub(",", text)
+    if "\\textbf" in text:
+        text = _TEXTBF.sub(r"\1", text)
     text = _SPACING.sub(" ", text)
     text = _FRAC_VARIANTS.sub(r"\\frac", text)
     text = _LEFT_RIGHT.sub("", text)
@@ -43,4 +63,16 @@ def normalize_answer(answer: str) -> str:
     text = _WHITESPACE.sub(" ", text).strip()
     if text.endswith(".") and not text.endswith(".."):
         text = text[:-1].rstrip()
+    return _lone_number(text)
+
+
+def _lone_number(text: str) -> str:
+    """`(073)` -> `073`; `18 dollars` -> `18` unless a word is a value word; anything else unchanged."""
+    if text.startswith("("):
+        paren = _PAREN_NUMBER.fullmatch(text)
+        return paren.group(1) if paren else text
+    if " " in text:
+        units = _WORD_UNITS.fullmatch(text)
+        if units and not any(word.lower() in _VALUE_WORDS for word in units.group(2).split()):
+            return units.group(1)
     return text
