@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from rlvr.verifiers.normalize import normalize_answer, strip_math_delimiters
 
-_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL | re.IGNORECASE)
+_BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _BOX_TOKEN = re.compile(r"\\(?:boxed|fbox)\s*\{|\\(?:boxed|fbox)[ \t]+([^\s$]+)|\\.|[{}]", re.DOTALL)
 _ANSWER_IS = re.compile(r"(?:final\s+answer|the\s+answer|\banswer)\s*(?:is\s*:?|:)\s*", re.IGNORECASE)
 _GSM8K = re.compile(r"####[ \t]*([^\n]*)")
@@ -30,6 +30,11 @@ _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
 _MATH_SPANS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 _CHOICE = re.compile(r"^\s*(?:\\text(?:bf)?\{\s*)?\(?\s*([A-E])\s*\)?(?:\s*\})?(?:[.:)]|\s|$)")
 
+_HEDGE = re.compile(r"\b(?:either|or|maybe|perhaps|possibly)\b|\\(?:lor|vee)(?![a-zA-Z])", re.IGNORECASE)
+_UNESCAPED_MATH_OPEN = re.compile(r"(?<!\\)\$|\\\(|\\\[")
+_MATH_DELIMITER = re.compile(r"(?<!\\)\$|\\[()\[\]]")
+_OTHER_CHOICE = re.compile(r"(?<![A-Za-z\\])[A-E](?![A-Za-z])")
+_MAX_NORMALIZED = 10_000  # longer boxes are told apart by their raw text; normalising them buys nothing
 _MAX_SPAN = 512  # longest "answer is" span kept; a real final answer is short
 
 
@@ -54,39 +59,106 @@ class Extraction:
 
 
 def find_boxed(text: str) -> list[str]:
-    """Contents of every closed `\\boxed{}` / `\\fbox{}` in order of their closing brace (one linear pass)."""
+    """Contents of the outermost closed `\\boxed{}` / `\\fbox{}` boxes, in order (one linear pass).
+
+    A box inside another box is part of the outer box's answer (`\\boxed{\\boxed{3} \\text{ or } 4}` answers
+    "3 or 4", not 3); a box that only wraps another box is unwrapped (`\\boxed{\\boxed{7}}` answers 7). Boxes
+    are tracked by position and each outermost answer is sliced once, so even boxes nested 10,000 deep cost
+    linear time.
+    """
     start = min((i for i in (text.find("\\boxed"), text.find("\\fbox")) if i >= 0), default=-1)
     if start < 0:
         return []
-    found: list[tuple[int, str]] = []
+    outermost: list[tuple[int, int] | str] = []  # (content start, content end), or the token of a bare box
+    closed: dict[int, int] = {}  # content start -> content end, for every closed box
     stack: list[int] = []  # content start for a box, -1 for an ordinary brace
+    open_boxes = 0
     for m in _BOX_TOKEN.finditer(text, start):
         token = m.group(0)
         if m.group(1) is not None:  # bare form: \boxed 5
-            found.append((m.start(), m.group(1)))
+            if open_boxes == 0:
+                outermost.append(m.group(1))
         elif token.endswith("{") and token.startswith("\\") and len(token) > 2:
             stack.append(m.end())
+            open_boxes += 1
         elif token == "{":
             stack.append(-1)
         elif token == "}" and stack:
             content_start = stack.pop()
             if content_start >= 0:
-                found.append((content_start, text[content_start : m.start()]))
-    # Order by where each box starts, so the last box written is last even when boxes are nested.
-    return [content for _, content in sorted(found, key=lambda item: item[0])]
+                open_boxes -= 1
+                closed[content_start] = m.start()
+                if open_boxes == 0:
+                    outermost.append((content_start, m.start()))
+    return [span if isinstance(span, str) else _unwrapped(text, *span, closed) for span in outermost]
+
+
+def _unwrapped(text: str, begin: int, end: int, closed: dict[int, int]) -> str:
+    """The content of a box, with boxes that wrap the whole content removed, one level at a time."""
+    while True:
+        first = begin
+        while first < end and text[first].isspace():
+            first += 1
+        last = end
+        while last > first and text[last - 1].isspace():
+            last -= 1
+        inner = _BOX_OPEN.match(text, first, last)
+        if inner is None or closed.get(inner.end()) != last - 1:
+            return text[begin:end]
+        begin, end = inner.end(), last - 1
+
+
+def find_answer_tag(text: str) -> str | None:
+    """Content of the last `<answer>...</answer>` block, or None (linear: found from the end)."""
+    lowered = text.lower()
+    end = lowered.rfind("</answer>")
+    if end < 0:
+        return None
+    start = lowered.rfind("<answer>", 0, end)
+    return None if start < 0 else text[start + len("<answer>") : end]
+
+
+def is_hedged(answer: str) -> bool:
+    """True when an answer hedges between values: "either 3 or 4", "3, or maybe 4", `3 \\lor 4`."""
+    return bool(_HEDGE.search(answer))
 
 
 def _math_span(text: str) -> str:
-    """The answer at the start of `text`: a leading math span, else the text up to the sentence's end."""
+    """The answer at the start of `text`: a leading math span, else the text up to the sentence's end.
+
+    When the rest of the sentence after a leading math span hedges or names another math span
+    ("$3$ or $4$", "$3$, $4$"), the whole sentence is the answer, so the verifier sees the hedge or the list.
+    """
     text = text.lstrip(" *\t")[:_MAX_SPAN]
     for left, right in _MATH_SPANS:
         if text.startswith(left):
-            end = text.find(right, len(left))
+            end = _find_closing(text, right, len(left))
             if end > 0:
+                rest = _sentence(text[end + len(right) :])
+                if is_hedged(rest) or _UNESCAPED_MATH_OPEN.search(rest):
+                    return _MATH_DELIMITER.sub("", text[: end + len(right)] + rest).strip().rstrip(",;")
                 return text[len(left) : end].strip()
+    return _sentence(text).strip("*").strip()
+
+
+def _sentence(text: str) -> str:
+    """`text` up to the end of its sentence or line."""
     end = _SENTENCE_END.search(text)
-    span = text[: end.start()] if end else text
-    return span.strip().strip("*").strip()
+    return text[: end.start()] if end else text
+
+
+def _find_closing(text: str, delimiter: str, start: int) -> int:
+    """Index of the first `delimiter` at or after `start` that is not escaped (`\\$` is a dollar sign, not the
+    end of a `$...$` span); -1 when there is none."""
+    end = text.find(delimiter, start)
+    while end > 0:
+        before = end
+        while before > start and text[before - 1] == "\\":
+            before -= 1
+        if (end - before) % 2 == 0:
+            return end
+        end = text.find(delimiter, end + 1)
+    return end
 
 
 def _distinct(answers: list[str]) -> list[str]:
@@ -95,7 +167,7 @@ def _distinct(answers: list[str]) -> list[str]:
     for answer in answers:
         if _PHANTOM.match(answer):
             continue
-        key = normalize_answer(answer)
+        key = normalize_answer(answer) if len(answer) <= _MAX_NORMALIZED else answer
         seen.pop(key, None)
         seen[key] = answer
     return list(seen.values())
@@ -103,9 +175,8 @@ def _distinct(answers: list[str]) -> list[str]:
 
 def extract_answer(text: str, config: ExtractionConfig = ExtractionConfig()) -> Extraction:
     """Find the final answer in a completion by the rules in the module docstring."""
-    tags = _ANSWER_TAG.findall(text)
-    if tags:
-        inner = tags[-1]
+    inner = find_answer_tag(text)
+    if inner is not None:
         boxes = _distinct(find_boxed(inner))
         if boxes:
             return _boxed_extraction(boxes, config, "answer_tag_boxed")
@@ -141,6 +212,15 @@ def _boxed_extraction(boxes: list[str], config: ExtractionConfig, method: str) -
 
 
 def extract_choice(answer: str) -> str | None:
-    """The multiple-choice letter an answer names (`C`, `(C)`, `\\text{(C)}`, `(C) 42`), or None."""
-    match = _CHOICE.match(strip_math_delimiters(answer))
-    return match.group(1) if match else None
+    """The multiple-choice letter an answer names (`C`, `(C)`, `\\text{(C)}`, `(C) 42`), or None.
+
+    An answer that names a second letter (`A \\text{ and } B`, `A.B`) names no single choice: None.
+    """
+    text = strip_math_delimiters(answer)
+    match = _CHOICE.match(text)
+    if match is None:
+        return None
+    letter = match.group(1)
+    if set(_OTHER_CHOICE.findall(text[match.end() :])) - {letter}:
+        return None
+    return letter

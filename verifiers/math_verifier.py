@@ -26,7 +26,7 @@ from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 
 from rlvr.verifiers import pool as pool_module
-from rlvr.verifiers.extract import Extraction, ExtractionConfig, extract_answer, extract_choice
+from rlvr.verifiers.extract import Extraction, ExtractionConfig, extract_answer, extract_choice, is_hedged
 from rlvr.verifiers.fastpath import numbers_equal, parse_number
 from rlvr.verifiers.normalize import normalize_answer, strip_math_delimiters
 from rlvr.verifiers.types import (
@@ -37,13 +37,14 @@ from rlvr.verifiers.types import (
     MULTIPLE_ANSWERS,
     NO_ANSWER,
     TIMEOUT,
+    UNPARSEABLE,
     WRONG,
     Verdict,
 )
 
-_HEDGE = re.compile(r"\b(?:either|or|maybe|perhaps|possibly)\b|\\(?:lor|vee)(?![a-zA-Z])", re.IGNORECASE)
 _MULTI_VALUE_GOLD = re.compile(r",|\bor\b|\band\b|\\cup|\\pm|\\mp", re.IGNORECASE)
-_CACHEABLE = frozenset({CORRECT, WRONG, "unparseable", BAD_GOLD})
+_ASSIGNMENT = re.compile(r"\s*[a-zA-Z](?:_\{?[a-zA-Z0-9]+\}?)?\s*=\s*([^=<>]+?)\s*")
+_CACHEABLE = frozenset({CORRECT, WRONG, UNPARSEABLE, BAD_GOLD})
 
 Pair = tuple[str, str]
 
@@ -68,17 +69,25 @@ class MathVerifyConfig:
     cache_size: int = 100_000
     """Entries of the LRU cache of decided (gold, answer) pairs kept across batches."""
     memory_limit_mb: int | None = 4096
-    """Address-space limit of each worker process."""
+    """Address-space limit of each worker process; None for no limit."""
+    max_answer_chars: int = 10_000
+    """A final answer longer than this is `unparseable` at once: no real final answer is that long."""
 
     def __post_init__(self) -> None:
-        if self.timeout_s <= 0:
-            raise ValueError(f"timeout_s must be > 0 seconds, got {self.timeout_s}")
+        if not 0 < self.timeout_s < math.inf:  # also refuses NaN: every check needs a real deadline
+            raise ValueError(f"timeout_s must be a finite number of seconds > 0, got {self.timeout_s}")
         if not 0 < self.float_tolerance < 1:
             raise ValueError(f"float_tolerance must be in (0, 1), got {self.float_tolerance}")
         if self.max_boxed < 1:
             raise ValueError(f"max_boxed must be >= 1, got {self.max_boxed}")
         if self.workers is not None and self.workers < 1:
             raise ValueError(f"workers must be >= 1 or None (one per core), got {self.workers}")
+        if self.memory_limit_mb is not None and self.memory_limit_mb < 256:
+            raise ValueError(
+                f"memory_limit_mb must be >= 256 (a worker needs ~200 MB for sympy) or None, got {self.memory_limit_mb}"
+            )
+        if self.max_answer_chars < 1:
+            raise ValueError(f"max_answer_chars must be >= 1, got {self.max_answer_chars}")
         if self.cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {self.cache_size}")
 
@@ -117,6 +126,7 @@ class MathVerifier:
         self._extraction_config = ExtractionConfig(strict=self.config.strict, max_boxed=self.config.max_boxed)
         self._pool = pool_module.DeadlinePool(
             "rlvr.verifiers.math_equiv:judge_task",
+            warmup_path="rlvr.verifiers.math_equiv:warm_up",
             size=self.config.workers,
             memory_limit_mb=self.config.memory_limit_mb,
         )
@@ -159,6 +169,14 @@ class MathVerifier:
     async def averify(self, gold: str, completion: str) -> Verdict:
         """`verify` for asyncio code."""
         return (await self.averify_batch([gold], [completion]))[0]
+
+    def warmup(self, timeout_s: float = 120.0) -> bool:
+        """Start the worker processes now and wait until each has imported Math-Verify and warmed its parser.
+
+        Call it once when a run starts (workers otherwise start on the first check that needs them, and that
+        batch pays their start-up). Returns False if the workers were not ready within `timeout_s`.
+        """
+        return self._pool.start(wait_s=timeout_s)
 
     def close(self) -> None:
         """Stop the worker processes."""
@@ -207,10 +225,12 @@ class MathVerifier:
             plan.early = _verdict(BAD_GOLD, extraction, "rules")
         elif extraction.answer is None or not extraction.answer.strip():
             plan.early = _verdict(NO_ANSWER, extraction, "rules")
+        elif len(extraction.answer) > self.config.max_answer_chars:
+            plan.early = _verdict(UNPARSEABLE, extraction, "rules")
         elif extraction.too_many_boxes:
             plan.early = _verdict(MULTIPLE_ANSWERS, extraction, "rules")
         elif (
-            self.config.reject_hedged and _is_hedged(extraction.answer) and not _MULTI_VALUE_GOLD.search(gold)
+            self.config.reject_hedged and is_hedged(extraction.answer) and not _MULTI_VALUE_GOLD.search(gold)
         ):
             plan.early = _verdict(HEDGED, extraction, "rules")
         else:
@@ -271,23 +291,37 @@ def _verdict(reason: str, extraction: Extraction, path: str) -> Verdict:
     return Verdict(score=1.0 if correct else 0.0, correct=correct, reason=reason, details=details)
 
 
-def _is_hedged(answer: str) -> bool:
-    return bool(_HEDGE.search(answer))
-
-
 def _fast_reason(pair: Pair, float_tolerance: float) -> str | None:
     """Decide plain numbers, choice letters and identical spellings without sympy; None when unsure."""
     gold, answer = pair
     gold_choice = extract_choice(gold) if len(gold) <= 16 else None
     if gold_choice is not None:
         return CORRECT if extract_choice(answer) == gold_choice else WRONG
-    gold_norm, answer_norm = normalize_answer(gold), normalize_answer(answer)
+    gold_norm, answer_norm = _unwrap_assignment(normalize_answer(gold), normalize_answer(answer))
     gold_number, answer_number = parse_number(gold_norm), parse_number(answer_norm)
     if gold_number is not None and answer_number is not None:
         return CORRECT if numbers_equal(gold_number, answer_number, float_tolerance) else WRONG
     if gold_norm and gold_norm == answer_norm:
         return CORRECT
     return None
+
+
+def _unwrap_assignment(gold: str, answer: str) -> tuple[str, str]:
+    """Math-Verify's rule for an assignment facing a value: `x = 5` against `5` compares `5` with `5`.
+
+    Only a single-variable left side (`x`, `a_1`) on exactly one `=` is unwrapped, and only when the other side
+    has no `=`; two assignments (`x = 5` vs `y = 5`) are left to Math-Verify, where the variable matters.
+    """
+    if "=" in gold and "=" not in answer:
+        return _assignment_value(gold), answer
+    if "=" in answer and "=" not in gold:
+        return gold, _assignment_value(answer)
+    return gold, answer
+
+
+def _assignment_value(text: str) -> str:
+    match = _ASSIGNMENT.fullmatch(text)
+    return normalize_answer(match.group(1)) if match else text
 
 
 _default: MathVerifier | None = None
