@@ -141,3 +141,11 @@ def olympiadbench_golds() -> list[str]:
 
 def gsm8k_gold_by_question() -> dict[str, str]:
     return {row["question"]: gsm8k_gold(row["answer"]) for row in read_jsonl("gsm8k_test.jsonl")}
+
+
+REPORT_LINES: list[str] = []
+
+
+def report(line: str) -> None:
+    """Record a measured figure; `conftest.py` prints all of them in the test run's summary."""
+    REPORT_LINES.append(line.strip("\n"))

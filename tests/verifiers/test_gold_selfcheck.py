@@ -82,9 +82,13 @@ def check_rate(set_name: str, check: str, golds: list[str], completions: list[st
         if not verdict.correct
     }
     rate = 1 - len(failures) / len(golds)
-    print(f"\n[self-check] {set_name:14s} {check:18s} {len(golds) - len(failures)}/{len(golds)} = {rate:.2%}")
+    realdata.report(
+        f"\n[self-check] {set_name:14s} {check:18s} {len(golds) - len(failures)}/{len(golds)} = {rate:.2%}"
+    )
     for index, (gold, verdict) in failures.items():
-        print(f"    row {index}: gold={gold!r} reason={verdict.reason} extracted={verdict.extracted!r}")
+        realdata.report(
+            f"    row {index}: gold={gold!r} reason={verdict.reason} extracted={verdict.extracted!r}"
+        )
     if set_name in MAIN_SETS:
         unexplained = {i: f for i, f in failures.items() if (set_name, i, check) not in MAIN_SET_EXCEPTIONS}
         stale = [

@@ -96,11 +96,15 @@ def agreement(
         if verdict.correct != label
     ]
     rate = 1 - len(disagreements) / len(labels)
-    print(f"\n[labelled] {name}: agreement {len(labels) - len(disagreements)}/{len(labels)} = {rate:.3%}")
-    print(f"    (label, rlvr) counts: {dict(sorted(matrix.items()))}; extraction methods: {dict(methods)}")
+    realdata.report(
+        f"\n[labelled] {name}: agreement {len(labels) - len(disagreements)}/{len(labels)} = {rate:.3%}"
+    )
+    realdata.report(
+        f"    (label, rlvr) counts: {dict(sorted(matrix.items()))}; extraction methods: {dict(methods)}"
+    )
     for (row, k), gold, label, verdict in disagreements:
         verdict_by = ADJUDICATED.get((name, row, k), ("NOT ADJUDICATED", ""))[0]
-        print(
+        realdata.report(
             f"    row {row} response {k}: gold={gold!r} label={label} rlvr={verdict.correct} "
             f"({verdict.reason}, extracted={verdict.extracted!r}) -> right: {verdict_by}"
         )
@@ -133,7 +137,9 @@ def test_gsm8k_model_solutions(lenient_verifier) -> None:
             labels.append(bool(record["is_correct"]))
     assert len(labels) == 4 * 1319
     unusual = sum(not re.search(r"\nA: -?[\d,.]+/?\d*\s*$", c) for c in completions)
-    print(f"\n[labelled] gsm8k: {unusual} solutions do not end in 'A: <number>' (truncated or prose answers)")
+    realdata.report(
+        f"\n[labelled] gsm8k: {unusual} solutions do not end in 'A: <number>' (truncated or prose answers)"
+    )
     rate, disagreements = agreement("gsm8k", keys, golds, completions, labels, lenient_verifier)
     check_adjudicated("gsm8k", disagreements)
     assert rate >= GSM8K_MIN_AGREEMENT
