@@ -197,7 +197,7 @@ class MathVerifier:
             raise ValueError(
                 f"got {len(golds)} gold answers for {len(completions)} completions; pass one each"
             )
-        plans = [self._plan(str(g), str(c)) for g, c in zip(golds, completions, strict=True)]
+        plans = [self._safe_plan(g, c) for g, c in zip(golds, completions, strict=True)]
         decided: dict[Pair, tuple[str, str]] = {}
         pending: dict[Future, Pair] = {}
         submitted: set[Pair] = set()
@@ -216,6 +216,16 @@ class MathVerifier:
             self.stats.verifications += len(plans)
             self.stats.pool_calls += len(pending)
         return plans, decided, pending
+
+    def _safe_plan(self, gold: object, completion: object) -> _Plan:
+        """`_plan`, with any unexpected failure turned into an `error` verdict: a bad row never raises."""
+        try:
+            return self._plan(str(gold), str(completion))
+        except Exception as exc:
+            extraction = Extraction(None, "none")
+            plan = _Plan("<unreadable gold>", extraction)
+            plan.early = _verdict(ERROR, extraction, f"rules:{type(exc).__name__}: {str(exc)[:200]}")
+            return plan
 
     def _plan(self, gold: str, completion: str) -> _Plan:
         gold = strip_math_delimiters(gold)
@@ -246,7 +256,10 @@ class MathVerifier:
                 self._cache.move_to_end(pair)
                 self.stats.cache_hits += 1
                 return cached, "cache"
-        reason = _fast_reason(pair, self.config.float_tolerance)
+        try:
+            reason = _fast_reason(pair, self.config.float_tolerance)
+        except Exception:  # the fast path is only a shortcut: anything odd goes to Math-Verify
+            reason = None
         if reason is None:
             return None
         with self._lock:

@@ -112,9 +112,10 @@ class _Worker:
 class DeadlinePool:
     """Runs `function_path` ("module:function") on items in `size` worker processes, each call under a deadline.
 
-    Workers start on the first `submit`, or on `start()`. `warmup_path` ("module:function") is called once in each
-    worker before it reports ready, to warm caches without counting against any item's deadline. `memory_limit_mb` caps each worker's address space, so an input that
-    makes sympy build a gigantic integer fails with MemoryError instead of exhausting the machine. When workers
+    Workers start on the first `submit`, or on `start()`. `warmup_path` ("module:function") is called once in
+    each worker before it reports ready, to warm caches without counting against any item's deadline.
+    `memory_limit_mb` caps each worker's address space, so an input that makes sympy build a gigantic integer
+    fails with MemoryError instead of exhausting the machine. When workers
     fail to start several times in a row (a function that cannot be imported), queued items resolve CRASHED with
     the reason and no more workers are started until the next `submit` tries again.
     """

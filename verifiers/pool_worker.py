@@ -6,19 +6,24 @@ socket FD with (task_id, status, value) until it receives None or the socket clo
 
 from __future__ import annotations
 
+import ctypes
 import importlib
+import os
 import pickle
 import resource
+import signal
 import socket
 import sys
 from multiprocessing.connection import Connection
 
 READY = "ready"
+_PR_SET_PDEATHSIG = 1
 OK = "ok"
 FAILED = "failed"
 
 
 def serve(function_path: str, fd: int, memory_limit_mb: int, warmup_path: str | None = None) -> None:
+    _die_with_parent()
     if memory_limit_mb > 0:
         limit = memory_limit_mb * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
@@ -46,6 +51,19 @@ def serve(function_path: str, fd: int, memory_limit_mb: int, warmup_path: str | 
             conn.send_bytes(reply)
         except (OSError, ValueError):
             return
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this worker when its parent dies, so that a check still running when the caller
+    exits (a runaway sympy computation) does not live on as an orphan."""
+    parent = os.getppid()
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the worker still exits when its socket closes
+        return
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(0)
 
 
 def _warm_up(warmup_path: str) -> None:

@@ -11,10 +11,13 @@ Pool tests run `tests/verifiers/pool_helpers.py` in real worker processes: worke
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import math
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -460,3 +463,54 @@ def test_the_pool_is_usable_again_after_fork(pool) -> None:
         pytest.fail("the forked child hung using the pool")
     assert os.waitstatus_to_exitcode(status) == 0
     assert result(pool, ("pid", None)).value == parent_worker  # the parent's pool is untouched
+
+
+_ABANDONING_PARENT = """
+import os, sys, time
+from rlvr.verifiers import MathVerifier, MathVerifyConfig
+verifier = MathVerifier(MathVerifyConfig(timeout_s=60, workers=2))
+assert verifier.warmup()
+print(" ".join(str(w.process.pid) for w in verifier._pool._workers), flush=True)
+verifier._pool.submit(("9", "9^{9^{9^{9}}}", 6), 60)  # a worker is now busy for far longer than the test
+time.sleep(1.0)
+os._exit(0)  # the caller dies abruptly, without close()
+"""
+
+
+def _alive(pid: int) -> bool:
+    """True while `pid` runs; a zombie (dead, not yet reaped by init) counts as gone."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as status:
+            return not any(line.startswith("State:") and "Z" in line.split()[1] for line in status)
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="parent-death signals are Linux-only")
+def test_workers_die_with_their_parent(tmp_path) -> None:
+    out = tmp_path / "pids.txt"
+    with out.open("w") as handle:  # a file, not a pipe: a surviving worker must not block this test
+        subprocess.run([sys.executable, "-c", _ABANDONING_PARENT], stdout=handle, timeout=120, check=True)
+    pids = [int(p) for p in out.read_text().split()]
+    assert len(pids) == 2
+    try:
+        deadline = time.monotonic() + 5
+        while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not any(_alive(pid) for pid in pids), "a worker outlived its parent"
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+class _Unprintable:
+    def __str__(self) -> str:
+        raise RuntimeError("this row cannot be read")
+
+
+def test_a_row_that_cannot_be_read_is_an_error_verdict_not_an_exception() -> None:
+    with MathVerifier() as verifier:
+        bad, good = verifier.verify_batch([_Unprintable(), "2"], ["\\boxed{1}", "\\boxed{2}"])
+    assert bad.reason == ERROR and not bad.correct and "cannot be read" in bad.details["path"]
+    assert good.reason == CORRECT
