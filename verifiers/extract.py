@@ -2,15 +2,16 @@
 
 Rules, in priority order (the first that finds something wins):
 1. `<answer>...</answer>`: the last such block; a `\\boxed{}` inside it is preferred to its raw text.
-2. `\\boxed{...}` / `\\fbox{...}` (nested braces allowed): the **last** box is the answer. All distinct non-empty
-   boxes are kept in `Extraction.boxed` so the verifier can refuse completions that box several different answers.
+2. `\\boxed{...}` / `\\fbox{...}` (nested braces allowed): the **last** outermost box is the answer; a box that
+   only wraps another box is unwrapped. All distinct non-empty boxes are kept in `Extraction.boxed` so the
+   verifier can refuse completions that box several different answers.
 3. "the (final) answer is X" / "Answer: X": the last occurrence; X is the math span after it, or the text up to
-   the end of the sentence or line.
+   the end of the sentence or line; the whole sentence when the rest of it hedges or names another math span.
 4. GSM8K style `#### X`: the last occurrence.
 5. Only when `strict=False`: the last number in the text (integer, decimal or `a/b`).
 
-Every scan is linear in the length of the text, so hostile inputs (a million characters, braces nested
-10,000 deep) cannot stall the caller.
+Every scan is linear in the length of the text, so hostile inputs (a million characters, braces or boxes nested
+10,000 deep, unclosed tags) cannot stall the caller.
 """
 
 from __future__ import annotations

@@ -22,6 +22,19 @@ logging.getLogger("math_verify").setLevel(logging.ERROR)
 
 _EXTRACTION = (LatexExtractionConfig(boxed_match_priority=0), ExprExtractionConfig())
 _TEXT_BOX = re.compile(r"\\(?:text|textrm|mbox|mathrm)\s*\{([^{}]*)\}")
+_UPRIGHT_CONSTANT = re.compile(r"\\(?:mathrm|text|textrm|operatorname)\s*\{\s*([ei])\s*\}")
+_SCALES = {
+    "hundred": "100",
+    "thousand": "1000",
+    "million": "10^{6}",
+    "billion": "10^{9}",
+    "trillion": "10^{12}",
+}
+_SCALE_HINT = re.compile(r"hundred|thousand|illion", re.IGNORECASE)
+_SCALE_WORD = re.compile(
+    r"\s*(?:\\(?:text|mbox|textrm|mathrm)\s*\{\s*)?\b(hundred|thousand|million|billion|trillion)s?\b\s*\}?",
+    re.IGNORECASE,
+)
 _SPACE = re.compile(r"(?:\s|\\[,;:! ])+")
 
 
@@ -31,7 +44,14 @@ def _rendering(answer: str) -> str:
 
 
 def _parse_answer(answer: str) -> list:
-    """Parse an already-extracted answer; boxing it makes Math-Verify read exactly this span."""
+    """Parse an already-extracted answer; boxing it makes Math-Verify read exactly this span.
+
+    `\\mathrm{e}` / `\\text{i}` are written as plain `e` / `i`, and scale words (`5 \\text{ thousand}`,
+    `2 million`) as factors, first: Math-Verify would drop them as text units, reading `2\\mathrm{e}` as 2.
+    """
+    answer = _UPRIGHT_CONSTANT.sub(r"\1", answer)
+    if _SCALE_HINT.search(answer):  # "5 thousand": a scale word multiplies, it is not a unit to drop
+        answer = _SCALE_WORD.sub(lambda m: " \\cdot " + _SCALES[m.group(1).lower()], answer)
     return parse("\\boxed{" + answer + "}", extraction_config=_EXTRACTION, parsing_timeout=None)
 
 

@@ -1,7 +1,8 @@
-"""String normalisation of math answers, used before the exact fast path and for hedge detection.
+"""String normalisation of math answers, used before the exact fast path and to tell boxed answers apart.
 
 The rules only remove presentation that never changes a value: math delimiters, `\\left`/`\\right`, `\\dfrac`,
-spacing commands, text units (`\\text{ dollars}`, `\\mbox{cm}`), degree and dollar signs, thousands separators
+spacing commands, text units (`\\text{ dollars}`, `\\mbox{cm}`, but not constants such as `\\mathrm{e}` or
+value words such as `\\text{ thousand}`), degree and dollar signs, thousands separators
 (`1,000`, `1{,}000`, `1,\\!000`), `\\textbf{}` emphasis, parentheses around a lone number (`(073)`), plain-word
 units after a lone number (`18 dollars`, but never value words such as `5 thousand` or `3 pi`) and a trailing full
 stop. Anything subtler is left to Math-Verify, which receives the unnormalised answer.
@@ -16,7 +17,8 @@ _SPACING = re.compile(r"\\[,;:! ]|\\q?quad\b|~")
 _FRAC_VARIANTS = re.compile(r"\\[dt]frac")
 _LEFT_RIGHT = re.compile(r"\\(?:left|right|big|Big|bigg|Bigg)(?![a-zA-Z])")
 # A unit in \text{...} / \mbox{...} / \mathrm{...} made only of letters and spaces, optionally squared/cubed.
-_TEXT_UNIT = re.compile(r"\\(?:text|mbox|textrm|mathrm)\{\s*[a-zA-Z][a-zA-Z .]*\}(?:\^\{?[23]\}?)?")
+_TEXT_UNIT = re.compile(r"\\(?:text|mbox|textrm|mathrm)\{\s*([a-zA-Z][a-zA-Z .]*)\}(?:\^\{?[23]\}?)?")
+_CONSTANTS = frozenset({"e", "i"})  # \mathrm{e}, \text{i}: Euler's number and the imaginary unit, not units
 _DEGREE = re.compile(r"\^\{?\\circ\}?|°")
 _DOLLAR_SIGN = re.compile(r"\\\$")
 _THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d])")
@@ -56,7 +58,7 @@ def normalize_answer(answer: str) -> str:
     text = _SPACING.sub(" ", text)
     text = _FRAC_VARIANTS.sub(r"\\frac", text)
     text = _LEFT_RIGHT.sub("", text)
-    text = _TEXT_UNIT.sub("", text)
+    text = _TEXT_UNIT.sub(_drop_unit, text)
     text = _DEGREE.sub("", text)
     text = _DOLLAR_SIGN.sub("", text)
     text = _THOUSANDS.sub(lambda m: m.group(1).replace(",", ""), text)
@@ -64,6 +66,15 @@ def normalize_answer(answer: str) -> str:
     if text.endswith(".") and not text.endswith(".."):
         text = text[:-1].rstrip()
     return _lone_number(text)
+
+
+def _drop_unit(match: re.Match) -> str:
+    """Remove a text unit, unless it is a constant (`\\mathrm{e}`) or changes the value (`\\text{ thousand}`,
+    `\\text{ or }`)."""
+    words = match.group(1).split()
+    if match.group(1).strip() in _CONSTANTS or any(word.lower().strip(".") in _VALUE_WORDS for word in words):
+        return match.group(0)
+    return ""
 
 
 def _lone_number(text: str) -> str:
