@@ -68,6 +68,8 @@ def _build_parser() -> argparse.ArgumentParser:
     math_parser.add_argument("--json", action="store_true", help="print one JSON object instead of text")
     math_parser.set_defaults(run=_run_verify_math)
 
+    _add_sandbox_commands(commands)
+
     demo = commands.add_parser(
         "demo",
         help="verify the embedded example completions and show each verdict",
@@ -78,6 +80,90 @@ def _build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--json", action="store_true", help="print the results as JSON")
     demo.set_defaults(run=_run_demo)
     return parser
+
+
+def _add_sandbox_commands(commands: Any) -> None:
+    sandbox = commands.add_parser("sandbox", help="run untrusted programs: build the image, check, run")
+    sandbox.set_defaults(run=lambda _args: _print_help(sandbox))
+    actions = sandbox.add_subparsers(title="actions", metavar="ACTION")
+
+    build = actions.add_parser(
+        "build-image",
+        help="build the sandbox image from Debian packages (debootstrap + docker import)",
+        description="Build the Docker image the sandbox runs jobs in, from Debian packages only.",
+    )
+    build.add_argument("--tag", default=None, help="image name (default: the versioned default image)")
+    build.add_argument(
+        "--packages", default="", help="extra Debian packages, comma-separated (e.g. python3-numpy)"
+    )
+    build.set_defaults(run=_run_sandbox_build)
+
+    doctor = actions.add_parser(
+        "doctor", help="show what is available (engine, image, bubblewrap, seccomp) and measure latency"
+    )
+    doctor.add_argument("--image", default=None, help="image to check (default: the default image)")
+    doctor.add_argument("--json", action="store_true", help="print one JSON object")
+    doctor.set_defaults(run=_run_sandbox_doctor)
+
+    run = actions.add_parser("run", help="run one Python program in the sandbox")
+    run.add_argument("file", type=Path, help="the program, a .py file")
+    run.add_argument("--stdin", type=Path, help="a file to give the program as its stdin")
+    run.add_argument("--backend", choices=("auto", "docker", "local"), default="auto")
+    run.add_argument(
+        "--timeout", type=float, default=10.0, help="wall and CPU time limit, seconds (default: 10)"
+    )
+    run.add_argument("--memory-mb", type=int, default=512, help="memory limit, MiB (default: 512)")
+    run.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    run.set_defaults(run=_run_sandbox_run)
+
+
+def _run_sandbox_build(args: argparse.Namespace) -> int:
+    import subprocess
+
+    from rlvr.sandbox import DEFAULT_IMAGE
+
+    script = resources.files("rlvr.sandbox").joinpath("build_image.sh")
+    tag = args.tag or DEFAULT_IMAGE
+    return subprocess.run(["bash", str(script), tag, args.packages], check=False).returncode
+
+
+def _run_sandbox_doctor(args: argparse.Namespace) -> int:
+    from rlvr.sandbox import DEFAULT_IMAGE, doctor
+
+    report = doctor(image=args.image or DEFAULT_IMAGE)
+    if args.json:
+        print(json.dumps(report))
+    else:
+        for key, value in report.items():
+            print(f"{key:16} {value}")
+    return 0 if "measure_error" not in report else 1
+
+
+def _run_sandbox_run(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from rlvr.sandbox import Job, Limits, SandboxUnavailable, make_sandbox
+
+    if not args.file.is_file():
+        raise DataError(f"no such program: {args.file}")
+    stdin = args.stdin.read_text(encoding="utf-8") if args.stdin else ""
+    try:
+        limits = Limits(wall_s=args.timeout, cpu_s=args.timeout, memory_mb=args.memory_mb)
+        with make_sandbox(args.backend, size=1) as sandbox:
+            result = sandbox.run(Job(args.file.read_text(encoding="utf-8"), stdin=stdin, limits=limits))
+    except (SandboxUnavailable, ValueError) as exc:
+        raise RlvrError(str(exc)) from exc
+    if args.json:
+        print(json.dumps({**asdict(result), "backend": sandbox.backend}))
+    else:
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        print(
+            f"[{sandbox.backend}] status={result.status} exit_code={result.exit_code} "
+            f"wall={result.wall_s:.3f}s{' (output truncated)' if result.truncated else ''}",
+            file=sys.stderr,
+        )
+    return 0 if result.ok else 1
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
