@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import itertools
+import os
+import tempfile
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -27,12 +30,45 @@ class SessionBroken(RuntimeError):
     """A runner session stopped answering (its container or process died); its job gets `sandbox_error`."""
 
 
+class UidLease:
+    """A job uid reserved for one runner: no other live runner on this machine, in this process or another, gets it.
+
+    Jobs of one uid share its process count (RLIMIT_NPROC counts per uid across the whole kernel) and the runner
+    kills every process of its uid after each job, so two runners must never share one. The reservation is an
+    exclusive `flock` on a file per uid, held until `release()` or until this process exits.
+    """
+
+    def __init__(self, base: int, count: int) -> None:
+        lock_dir = os.path.join(tempfile.gettempdir(), f"rlvr-sandbox-uids-{os.getuid()}")
+        os.makedirs(lock_dir, mode=0o700, exist_ok=True)
+        for uid in range(base, base + count):
+            fd = os.open(os.path.join(lock_dir, f"{uid}.lock"), os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(fd)
+                continue
+            self.uid: int = uid
+            self._fd: int | None = fd
+            return
+        raise SandboxUnavailable(
+            f"all {count} job uids {base}..{base + count - 1} are taken by other live sandbox runners on this machine"
+        )
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the lock
+            self._fd = None
+
+
 class RunnerSession(ABC):
     """One job runner (a container, or a process in bubblewrap) that runs one job at a time."""
 
-    def __init__(self) -> None:
+    def __init__(self, lease: UidLease | None = None) -> None:
         self.info: dict[str, Any] = {}
         self.jobs_done = 0
+        self.lease = lease
+        """The job uid this runner runs every job as; released by `close()`."""
         self._ids = itertools.count(1)
         self._buffer = MessageBuffer()
 
@@ -44,7 +80,12 @@ class RunnerSession(ABC):
         """Bytes of the runner's stdout (b"" at EOF); raise TimeoutError when none came in time."""
 
     @abstractmethod
-    def close(self) -> None: ...
+    def close(self) -> None:
+        """Stop the runner (and every process of its jobs); implementations end with `_release_uid()`."""
+
+    def _release_uid(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
 
     def _read_message(self, timeout_s: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout_s
@@ -151,9 +192,21 @@ class RunnerPool:
         return list(await asyncio.gather(*(self.arun(job) for job in jobs)))
 
     def start(self) -> None:
-        """Start every session now (in parallel) instead of on first use."""
+        """Start every session now (in parallel) instead of on first use. If one cannot start, the others that did
+        are stopped again and the error is raised."""
         needed = self.size - len(self._idle)
-        sessions = list(self._pool().map(lambda slot: self._new_session(slot), range(needed)))
+        futures = [self._pool().submit(self._new_session, slot) for slot in range(needed)]
+        sessions: list[RunnerSession] = []
+        errors: list[BaseException] = []
+        for future in futures:
+            try:
+                sessions.append(future.result())
+            except BaseException as exc:
+                errors.append(exc)
+        if errors:
+            for session in sessions:
+                session.close()
+            raise errors[0]
         with self._lock:
             self._idle.extend(sessions)
             self.sessions_started += len(sessions)

@@ -1,10 +1,11 @@
 """The local backend: job runners started once each inside bubblewrap, on this machine, without Docker.
 
 In bubblewrap a runner gets new network, pid, ipc and uts namespaces, a read-only view of the system directories
-only (`/usr`, `/etc` and the `/bin`, `/lib` links; no `/home`, `/root`, `/work`, `/var`), a private `/tmp`,
-and only the capabilities it needs to switch each job to its non-root uid. Without bubblewrap the runners run
-directly, still with rlimits, a per-runner non-root uid and the seccomp filter (which refuses network sockets),
-and a loud warning says what is missing.
+only (`/usr`, `/etc` and the `/bin`, `/lib` links; no `/home`, `/root`, `/work`, `/var`), a private `/tmp` of
+`tmp_mb` MiB, and only the capabilities it needs to switch each job to its non-root uid. Without bubblewrap the
+runners run directly, still with rlimits, a per-runner non-root uid and the seccomp filter (which refuses network
+sockets), and a loud warning says what is missing. Either way a runner starts with a minimal environment, never
+this process's: a job is forked from it and could read back the environment it started with.
 """
 
 from __future__ import annotations
@@ -17,14 +18,18 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from rlvr.sandbox.base import RUNNER_SOURCE, RunnerPool, RunnerSession, SandboxUnavailable
+from rlvr.sandbox.base import RUNNER_SOURCE, RunnerPool, RunnerSession, SandboxUnavailable, UidLease
 
 log = logging.getLogger(__name__)
 
 SYSTEM_PYTHON = (
     "/usr/bin/python3"  # the distribution's Python: readable by the jobs' uid, unlike a ~/.pyenv one
 )
-_UID_BASE = 61000  # runner i runs its jobs as uid 61000 + i (no such users exist on a normal system)
+# Each live runner runs its jobs as its own uid 61000 + k, k < 1000 (no such users exist on a normal system).
+_UID_BASE = 61000
+_UIDS = 1000
+# All a runner gets of the environment (a job is forked from the runner: it could read back the runner's).
+_RUNNER_ENV = {"PATH": "/usr/local/bin:/usr/bin:/bin", "LANG": "C.UTF-8"}
 _CAPABILITIES = ("CAP_SETUID", "CAP_SETGID", "CAP_KILL", "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER")
 
 
@@ -43,14 +48,14 @@ def _system_binds() -> list[str]:
     return args
 
 
-def bubblewrap_command(python: str, runner_args: list[str]) -> list[str]:
+def bubblewrap_command(python: str, runner_args: list[str], tmp_mb: int = 256) -> list[str]:
     caps: list[str] = []
     for cap in _CAPABILITIES:
         caps += ["--cap-add", cap]
     return [
         "bwrap",
         *_system_binds(),
-        "--tmpfs", "/tmp",
+        "--size", str(tmp_mb << 20), "--tmpfs", "/tmp",
         "--dev", "/dev",
         "--proc", "/proc",
         "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
@@ -63,12 +68,12 @@ def bubblewrap_command(python: str, runner_args: list[str]) -> list[str]:
 
 
 class LocalSession(RunnerSession):
-    def __init__(self, uid: int, use_bubblewrap: bool, seccomp: bool) -> None:
-        super().__init__()
+    def __init__(self, lease: UidLease, use_bubblewrap: bool, seccomp: bool, tmp_mb: int = 256) -> None:
+        super().__init__(lease)
         self._jobs_root: str | None = None
-        runner_args = ["--uid", str(uid)] + ([] if seccomp else ["--no-seccomp"])
+        runner_args = ["--uid", str(lease.uid)] + ([] if seccomp else ["--no-seccomp"])
         if use_bubblewrap:
-            command = bubblewrap_command(SYSTEM_PYTHON, runner_args)
+            command = bubblewrap_command(SYSTEM_PYTHON, runner_args, tmp_mb)
         else:
             self._jobs_root = tempfile.mkdtemp(prefix="rlvr-jobs-")
             os.chmod(self._jobs_root, 0o711)
@@ -79,6 +84,7 @@ class LocalSession(RunnerSession):
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             start_new_session=True,
+            env=dict(_RUNNER_ENV),
         )
         try:
             self.wait_ready()
@@ -100,9 +106,19 @@ class LocalSession(RunnerSession):
         return os.read(fd, 1 << 20)
 
     def _why_dead(self) -> str:
-        code = self.process.poll()
-        stderr = self.process.stderr.read(2000).decode("utf-8", "replace") if code is not None else ""
-        return f" with status {code}: {stderr.strip()}" if code is not None else ""
+        try:  # its stdout has just closed: give the process a moment to finish exiting
+            code = self.process.wait(timeout=2)
+        except subprocess.TimeoutExpired:
+            return ""
+        stderr = b""
+        assert self.process.stderr is not None
+        fd = self.process.stderr.fileno()
+        while len(stderr) < 4000 and select.select([fd], [], [], 0.2)[0]:  # never block on a held pipe
+            chunk = os.read(fd, 4000)
+            if not chunk:
+                break
+            stderr += chunk
+        return f" with status {code}: {stderr.decode('utf-8', 'replace').strip()[-2000:]}"
 
     def close(self) -> None:
         if self.process.poll() is None:
@@ -113,15 +129,24 @@ class LocalSession(RunnerSession):
                 stream.close()
         if self._jobs_root:
             shutil.rmtree(self._jobs_root, ignore_errors=True)
+        self._release_uid()
 
 
 class LocalSandbox(RunnerPool):
-    """Runs jobs on this machine in `size` runners, each inside bubblewrap when it is installed."""
+    """Runs jobs on this machine in `size` runners, each inside bubblewrap when it is installed.
+
+    `tmp_mb` bounds each runner's private `/tmp` (the job directories), as the Docker backend's tmpfs does.
+    """
 
     backend = "local"
 
-    def __init__(self, size: int = 2, recycle_after: int = 500, seccomp: bool = True) -> None:
+    def __init__(
+        self, size: int = 2, recycle_after: int = 500, seccomp: bool = True, tmp_mb: int = 256
+    ) -> None:
         super().__init__(size, recycle_after)
+        if tmp_mb < 1:
+            raise ValueError(f"tmp_mb must be >= 1 MiB, got {tmp_mb}")
+        self.tmp_mb = tmp_mb
         if not Path(SYSTEM_PYTHON).exists():
             raise SandboxUnavailable(
                 f"the local sandbox runs jobs with {SYSTEM_PYTHON}, which is missing; install it with "
@@ -142,4 +167,9 @@ class LocalSandbox(RunnerPool):
             )
 
     def _new_session(self, slot: int) -> RunnerSession:
-        return LocalSession(_UID_BASE + slot % 1000, self.use_bubblewrap, self.seccomp)
+        lease = UidLease(_UID_BASE, _UIDS)
+        try:
+            return LocalSession(lease, self.use_bubblewrap, self.seccomp, self.tmp_mb)
+        except BaseException:
+            lease.release()
+            raise

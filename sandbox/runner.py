@@ -6,9 +6,11 @@ Protocol on stdin/stdout: messages are a 4-byte big-endian length and UTF-8 JSON
 
 Each job runs in a child process that gets a fresh work directory, its own session, rlimits (CPU, address space,
 processes, file size, open files, no core files), a non-root uid/gid with no supplementary groups, an optional
-seccomp filter, and a minimal environment. The runner enforces the wall-time and output limits, kills every
-process of the job's uid when the job ends (background processes included), removes the work directory, and
-reaps orphans (it may be PID 1).
+seccomp filter, and a minimal environment. The job's process is forked by a fork server (the "zygote") that the
+runner starts before it reads any job, so a job inherits an already-started interpreter but none of the runner's
+memory of earlier jobs (their sources, stdin and outputs). The runner enforces the wall-time and output limits,
+kills every process of the job's uid when the job ends (background processes included), removes what the job
+left in the work directory, `/dev/shm`, `/dev/mqueue` and System V IPC, and reaps orphans (it may be PID 1).
 """
 
 import atexit
@@ -21,6 +23,8 @@ import runpy
 import selectors
 import shutil
 import signal
+import socket
+import stat
 import struct
 import sys
 import time
@@ -56,40 +60,65 @@ def write_message(stream, message):
 
 _AUDIT_ARCH_X86_64 = 0xC000003E
 # Syscalls a test program never needs and an escape attempt might: tracing, mounting, namespaces, kernel
-# modules and keys, BPF, perf, io_uring, cross-process memory access.
+# modules and keys, BPF, perf, io_uring, cross-process memory access, and System V IPC and POSIX message queues
+# (objects that would outlive the job and could carry data to the next one).
 _DENIED_X86_64 = (
-    101,
-    155,
-    161,
-    163,
-    165,
-    166,
-    167,
-    168,
-    169,
-    170,
-    171,
-    175,
-    176,
-    246,
-    248,
-    249,
-    250,
-    272,
-    298,
-    304,
-    308,
-    310,
-    311,
-    320,
-    321,
-    323,
-    425,
-    426,
-    427,
+    29,  # shmget
+    30,  # shmat
+    31,  # shmctl
+    64,  # semget
+    65,  # semop
+    66,  # semctl
+    67,  # shmdt
+    68,  # msgget
+    69,  # msgsnd
+    70,  # msgrcv
+    71,  # msgctl
+    101,  # ptrace
+    155,  # pivot_root
+    161,  # chroot
+    163,  # acct
+    165,  # mount
+    166,  # umount2
+    167,  # swapon
+    168,  # swapoff
+    169,  # reboot
+    170,  # sethostname
+    171,  # setdomainname
+    175,  # init_module
+    176,  # delete_module
+    220,  # semtimedop
+    240,  # mq_open
+    241,  # mq_unlink
+    242,  # mq_timedsend
+    243,  # mq_timedreceive
+    244,  # mq_notify
+    245,  # mq_getsetattr
+    246,  # kexec_load
+    248,  # add_key
+    249,  # request_key
+    250,  # keyctl
+    272,  # unshare
+    298,  # perf_event_open
+    304,  # open_by_handle_at
+    308,  # setns
+    310,  # process_vm_readv
+    311,  # process_vm_writev
+    320,  # kexec_file_load
+    321,  # bpf
+    323,  # userfaultfd
+    425,  # io_uring_setup
+    426,  # io_uring_enter
+    427,  # io_uring_register
 )
 _SOCKET_X86_64 = 41
+_CLONE_X86_64 = 56
+_CLONE3_X86_64 = 435
 _AF_UNIX = 1
+# CLONE_NEWNS, CLONE_NEWCGROUP, CLONE_NEWUTS, CLONE_NEWIPC, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET, CLONE_NEWTIME:
+# clone() with any of them is unshare() by another name.
+_CLONE_NAMESPACE_FLAGS = 0x00020000 | 0x02000000 | 0x04000000 | 0x08000000 | 0x10000000 | 0x20000000
+_CLONE_NAMESPACE_FLAGS |= 0x40000000 | 0x00000080
 
 
 class _SockFilter(ctypes.Structure):
@@ -106,40 +135,55 @@ class _SockFprog(ctypes.Structure):
 
 
 def _bpf_program():
-    """Allow everything but the denied syscalls (EPERM) and non-AF_UNIX sockets (EPERM); kill other arches."""
-    ld_w_abs, jeq_k, jge_k, ret_k = 0x20, 0x15, 0x35, 0x06
-    allow, errno_eperm, kill = 0x7FFF0000, 0x00050000 | 1, 0x80000000
-    program = [
-        (ld_w_abs, 0, 0, 4),
-        (jeq_k, 1, 0, _AUDIT_ARCH_X86_64),
-        (ret_k, 0, 0, kill),
-        (ld_w_abs, 0, 0, 0),
-    ]
-    # Layout after the loads: [x32 check] [one jeq per denied nr] [socket jeq] [allow] [eperm] [socket arg check]
-    denied = list(_DENIED_X86_64)
-    body_len = 1 + len(denied) + 1 + 1  # x32 check, denied checks, socket check, allow
-    eperm_at = body_len  # index (relative to the body start) of the EPERM return
-    for index in range(body_len):
-        if index == 0:
-            program.append((jge_k, eperm_at - index - 1, 0, 0x40000000))  # x32 ABI numbers
-        elif index <= len(denied):
-            program.append((jeq_k, eperm_at - index - 1, 0, denied[index - 1]))
-        elif index == len(denied) + 1:
-            program.append((jeq_k, eperm_at - index, 0, _SOCKET_X86_64))  # to the socket arg check
-        else:
-            program.append((ret_k, 0, 0, allow))
-    program.append((ret_k, 0, 0, errno_eperm))
-    program += [
-        (ld_w_abs, 0, 0, 16),
-        (jeq_k, 0, 1, _AF_UNIX),
-        (ret_k, 0, 0, allow),
-        (ret_k, 0, 0, errno_eperm),
-    ]
+    """Allow everything but: the denied syscalls, non-AF_UNIX sockets and clone() into new namespaces (EPERM);
+    clone3, whose flags a filter cannot read (ENOSYS, so the C library falls back to clone); other ABIs (kill)."""
+    ld_w_abs, jeq_k, jge_k, jset_k, ret_k = 0x20, 0x15, 0x35, 0x45, 0x06
+    allow, kill = 0x7FFF0000, 0x80000000
+    eperm, enosys = 0x00050000 | 1, 0x00050000 | 38
+    code, labels = [], {}
+
+    def emit(op, k, jt=None, jf=None):  # jt/jf: a label, or None for the next instruction
+        code.append((op, jt, jf, k))
+
+    def label(name):
+        labels[name] = len(code)
+
+    emit(ld_w_abs, 4)  # seccomp_data.arch
+    emit(jeq_k, _AUDIT_ARCH_X86_64, jf="kill")
+    emit(ld_w_abs, 0)  # seccomp_data.nr
+    emit(jge_k, 0x40000000, jt="eperm")  # x32 ABI numbers
+    for nr in _DENIED_X86_64:
+        emit(jeq_k, nr, jt="eperm")
+    emit(jeq_k, _SOCKET_X86_64, jt="socket")
+    emit(jeq_k, _CLONE_X86_64, jt="clone")
+    emit(jeq_k, _CLONE3_X86_64, jt="enosys")
+    emit(ret_k, allow)
+    label("socket")
+    emit(ld_w_abs, 16)  # low 32 bits of args[0]: the address family
+    emit(jeq_k, _AF_UNIX, jt="allow", jf="eperm")
+    label("clone")
+    emit(ld_w_abs, 16)  # low 32 bits of args[0]: the clone flags
+    emit(jset_k, _CLONE_NAMESPACE_FLAGS, jt="eperm", jf="allow")
+    label("allow")  # BPF jumps only forward: the returns come last
+    emit(ret_k, allow)
+    label("eperm")
+    emit(ret_k, eperm)
+    label("enosys")
+    emit(ret_k, enosys)
+    label("kill")
+    emit(ret_k, kill)
+
+    program = []
+    for index, (op, jt, jf, k) in enumerate(code):
+        offsets = [0 if target is None else labels[target] - index - 1 for target in (jt, jf)]
+        if any(not 0 <= offset <= 255 for offset in offsets):
+            raise ValueError(f"seccomp program: jump out of range at instruction {index}")
+        program.append((op, offsets[0], offsets[1], k))
     return program
 
 
 class Seccomp:
-    """Prepared once in the runner; `apply()` runs in the job's child just before exec."""
+    """Prepared once in the runner; `apply()` runs in the job's process just before it runs the program."""
 
     def __init__(self):
         self.available = False
@@ -164,7 +208,7 @@ class Seccomp:
             raise OSError(ctypes.get_errno(), "prctl(PR_SET_SECCOMP) failed")
 
 
-# -- one job -------------------------------------------------------------------------------------------------
+# -- the job's process, and the clean-up after it ------------------------------------------------------------
 
 
 def _write_files(workdir, job, uid):
@@ -324,7 +368,185 @@ def reap():
             return
 
 
-def run_job(job, uid, seccomp):
+def remove_leftovers(uid):
+    """Remove what `uid` left outside its work directory: its files in /dev/shm and /dev/mqueue (world-writable in a
+    container, and they would outlive the job), and its System V IPC objects (when seccomp does not refuse them)."""
+    for top in _SCRATCH_DIRS:
+        try:
+            names = os.listdir(top)
+        except OSError:
+            continue
+        for name in names:
+            path = os.path.join(top, name)
+            try:
+                info = os.lstat(path)
+                if info.st_uid != uid:
+                    continue
+                if stat.S_ISDIR(info.st_mode):
+                    shutil.rmtree(path, ignore_errors=True)
+                else:
+                    os.unlink(path)
+            except OSError:
+                pass
+    objects = _ipc_objects(uid)
+    if not objects:
+        return
+    pid = os.fork()
+    # As the job's uid: the creator or owner of an IPC object may remove it without any capability.
+    if pid == 0:
+        try:
+            os.setresuid(uid, uid, uid)
+            libc = ctypes.CDLL(None, use_errno=True)
+            ipc_rmid = 0
+            for kind, ident in objects:
+                if kind == "shm":
+                    libc.shmctl(ident, ipc_rmid, None)
+                elif kind == "sem":
+                    libc.semctl(ident, 0, ipc_rmid)
+                else:
+                    libc.msgctl(ident, ipc_rmid, None)
+        finally:
+            os._exit(0)
+    os.waitpid(pid, 0)
+
+
+_SCRATCH_DIRS = ("/dev/shm", "/dev/mqueue")
+# /proc/sysvipc/<kind>: the column of the id, and those of the owner's and creator's uid.
+_IPC_COLUMNS = {"shm": (1, 7, 9), "sem": (1, 4, 6), "msg": (1, 7, 9)}
+
+
+def _ipc_objects(uid):
+    objects = []
+    for kind, (id_column, uid_column, cuid_column) in _IPC_COLUMNS.items():
+        try:
+            with open(f"/proc/sysvipc/{kind}", encoding="ascii") as handle:
+                rows = [line.split() for line in handle.read().splitlines()[1:]]
+        except OSError:
+            continue
+        for row in rows:
+            try:
+                if uid in (int(row[uid_column]), int(row[cuid_column])):
+                    objects.append((kind, int(row[id_column])))
+            except (IndexError, ValueError):
+                continue
+    return objects
+
+
+_OOM_FILES = ("/sys/fs/cgroup/memory.events", "/sys/fs/cgroup/memory/memory.oom_control")
+
+
+def _oom_kills():
+    """Processes killed so far by the out-of-memory killer in this sandbox's memory cgroup (cgroup v2 or v1), or
+    None where no cgroup is visible (bubblewrap mounts no /sys)."""
+    for path in _OOM_FILES:
+        try:
+            with open(path, "rb") as handle:
+                for line in handle:
+                    key, _, value = line.partition(b" ")
+                    if key == b"oom_kill":
+                        return int(value)
+        except (OSError, ValueError):
+            continue
+    return None
+
+
+# -- the fork server -----------------------------------------------------------------------------------------
+
+_EVENT = struct.Struct(">iii")  # job pid, event (0: started, 1: ended), wait status
+_STARTED, _ENDED = 0, 1
+
+
+class ForkServerDied(RuntimeError):
+    pass
+
+
+class ForkServer:
+    """The zygote: a child of the runner, forked before the runner reads any job, that forks every job's process.
+
+    A job's process so starts from an already-started interpreter (no start-up cost) that has never held another
+    job's source, stdin or output: the runner's own memory holds those, and a process forked from the runner
+    could read them back. For each job the runner sends the job's pipes over a Unix socket; the zygote forks the
+    job's process, which reads its limits, argv and work directory from the first pipe, and reports its pid, then
+    its wait status. The zygote itself never reads job data.
+    """
+
+    def __init__(self, uid, seccomp):
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = os.fork()
+        if pid == 0:
+            ours.close()
+            _fork_server_main(theirs, uid, seccomp)
+        theirs.close()
+        self.pid = pid
+        self.socket = ours
+
+    def spawn(self, fds):
+        """Fork a job's process with these descriptors (job message, stdin, stdout, stderr); return its pid."""
+        try:
+            socket.send_fds(self.socket, [b"J"], fds)
+        except OSError as exc:
+            raise ForkServerDied(f"the fork server is gone: {exc}") from exc
+        pid, event, _ = self.receive()
+        if event != _STARTED:
+            raise ForkServerDied(f"the fork server answered event {event} for a new job")
+        return pid
+
+    def receive(self):
+        data = b""
+        while len(data) < _EVENT.size:
+            try:
+                chunk = self.socket.recv(_EVENT.size - len(data))
+            except OSError as exc:
+                raise ForkServerDied(f"lost the fork server: {exc}") from exc
+            if not chunk:
+                raise ForkServerDied("the fork server exited")
+            data += chunk
+        return _EVENT.unpack(data)
+
+
+def _fork_server_main(sock, uid, seccomp):
+    """The zygote's loop (see ForkServer). Never returns."""
+    try:
+        ctypes.CDLL(None).prctl(1, int(signal.SIGKILL), 0, 0, 0)  # PR_SET_PDEATHSIG: die with the runner
+        null = os.open(os.devnull, os.O_RDWR)
+        os.dup2(null, 0)  # the protocol streams belong to the runner alone
+        os.dup2(null, 1)
+        os.close(null)
+        while True:
+            _, fds, _, _ = socket.recv_fds(sock, 16, 4)
+            if len(fds) != 4:
+                os._exit(0)  # the runner closed the socket
+            pid = os.fork()
+            if pid == 0:
+                sock.close()
+                _job_process(fds, uid, seccomp)
+            for fd in fds:
+                os.close(fd)
+            sock.sendall(_EVENT.pack(pid, _STARTED, 0))
+            _, status = os.waitpid(pid, 0)
+            sock.sendall(_EVENT.pack(pid, _ENDED, status))
+    except BaseException:
+        os._exit(1)
+
+
+def _job_process(fds, uid, seccomp):
+    """In the job's process, forked by the zygote: read the job message, then confine and run. Never returns."""
+    job_r, stdin_r, out_w, err_w = fds
+    try:
+        with os.fdopen(job_r, "rb") as stream:
+            job = json.loads(stream.read().decode("utf-8"))
+    except BaseException as exc:
+        try:
+            os.write(err_w, f"rlvr runner: could not read the job: {exc}\n".encode())
+        finally:
+            os._exit(127)
+    _child(job, job["workdir"], uid, (stdin_r, out_w, err_w), seccomp)
+
+
+# -- one job -------------------------------------------------------------------------------------------------
+
+
+def run_job(job, uid, fork_server):
     limits = job["limits"]
     workdir = os.path.join(JOBS_ROOT, f"job-{job['id']}")
     shutil.rmtree(workdir, ignore_errors=True)
@@ -335,17 +557,27 @@ def run_job(job, uid, seccomp):
         shutil.rmtree(workdir, ignore_errors=True)
         return {"status": "sandbox_error", "detail": f"could not write the job's files: {exc}"}
 
+    job_r, job_w = os.pipe()
     stdin_r, stdin_w = os.pipe()
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
+    oom_before = _oom_kills()
     start = time.monotonic()
-    pid = os.fork()
-    if pid == 0:
-        for fd in (stdin_w, out_r, err_r):
+    try:
+        pid = fork_server.spawn([job_r, stdin_r, out_w, err_w])
+    finally:
+        for fd in (job_r, stdin_r, out_w, err_w):
             os.close(fd)
-        _child(job, workdir, uid, (stdin_r, out_w, err_w), seccomp)
-    for fd in (stdin_r, out_w, err_w):
-        os.close(fd)
+    # What the job's process needs beyond its files: not the source nor the stdin (the program gets those itself).
+    message = json.dumps({"workdir": workdir, "limits": limits, "argv": job.get("argv", [])}).encode("utf-8")
+    try:
+        view = memoryview(message)
+        while view:
+            view = view[os.write(job_w, view) :]
+    except BrokenPipeError:
+        pass  # the job's process died before it read its job: its wait status says how
+    finally:
+        os.close(job_w)
 
     cap = int(limits["output_bytes"])
     outputs = {out_r: bytearray(), err_r: bytearray()}
@@ -359,12 +591,9 @@ def run_job(job, uid, seccomp):
         selector.register(stdin_w, selectors.EVENT_WRITE)
     else:
         os.close(stdin_w)
-        stdin_w = None  # closed: its number may be reused by the pidfd below
-    try:
-        pidfd = os.pidfd_open(pid)
-        selector.register(pidfd, selectors.EVENT_READ)
-    except (AttributeError, OSError):
-        pidfd = None
+        stdin_w = None
+    server_fd = fork_server.socket.fileno()
+    selector.register(server_fd, selectors.EVENT_READ)  # readable when the job's process has ended
 
     deadline = start + float(limits["wall_s"])
     killed_for = None
@@ -374,9 +603,11 @@ def run_job(job, uid, seccomp):
         if remaining <= 0:
             killed_for = "timeout"
             break
-        for key, _ in selector.select(timeout=min(remaining, 0.05 if pidfd is None else remaining)):
+        for key, _ in selector.select(timeout=remaining):
             fd = key.fd
-            if stdin_w is not None and fd == stdin_w:
+            if fd == server_fd:
+                _, _, exit_status = fork_server.receive()
+            elif stdin_w is not None and fd == stdin_w:
                 try:
                     pending_stdin = pending_stdin[os.write(stdin_w, pending_stdin[:_READ_CHUNK]) :]
                 except BlockingIOError:
@@ -398,19 +629,18 @@ def run_job(job, uid, seccomp):
                 outputs[fd] += data
                 if len(outputs[fd]) > cap:
                     killed_for = "output_limit"
-        if killed_for:
+        if killed_for and exit_status is None:
             break
-        waited, status = os.waitpid(pid, os.WNOHANG)
-        if waited == pid:
-            exit_status = status
     wall = time.monotonic() - start
 
-    if exit_status is None:  # timeout or output limit: kill the job's session, then collect its status
-        try:
-            os.killpg(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        _, exit_status = os.waitpid(pid, 0)
+    # Timeout or output limit: kill the job's process and its session, then collect its wait status.
+    if exit_status is None:
+        for kill in (os.kill, os.killpg):
+            try:
+                kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _, _, exit_status = fork_server.receive()
     kill_uid(uid)  # anything the job left behind, in any session
     for fd in (out_r, err_r):  # what the job wrote before it ended
         while len(outputs[fd]) <= cap:
@@ -422,7 +652,7 @@ def run_job(job, uid, seccomp):
                 break
             outputs[fd] += data
     selector.close()
-    for fd in (out_r, err_r, stdin_w, pidfd):
+    for fd in (out_r, err_r, stdin_w):
         if fd is not None:
             try:
                 os.close(fd)
@@ -430,6 +660,8 @@ def run_job(job, uid, seccomp):
                 pass
     reap()
     shutil.rmtree(workdir, ignore_errors=True)
+    remove_leftovers(uid)
+    oom_after = _oom_kills()
 
     stdout, stderr = bytes(outputs[out_r]), bytes(outputs[err_r])
     truncated = len(stdout) > cap or len(stderr) > cap
@@ -441,15 +673,19 @@ def run_job(job, uid, seccomp):
         "exit_code": os.WEXITSTATUS(exit_status) if os.WIFEXITED(exit_status) else None,
         "signal": os.WTERMSIG(exit_status) if os.WIFSIGNALED(exit_status) else None,
     }
-    result["status"] = _status(killed_for, result, stderr)
+    oom_killed = oom_before is not None and oom_after is not None and oom_after > oom_before
+    result["status"] = _status(killed_for, result, stderr, oom_killed)
     return result
 
 
-def _status(killed_for, result, stderr):
+def _status(killed_for, result, stderr, oom_killed=False):
     if killed_for:
         return killed_for
+    failed = result["exit_code"] != 0  # a non-zero exit, or a signal (exit_code None)
+    if failed and oom_killed:
+        return "memory"  # the out-of-memory killer ended the job or one of its processes
     tail = stderr[-4096:]
-    if b"MemoryError" in tail or b"Cannot allocate memory" in tail:
+    if failed and (b"MemoryError" in tail or b"Cannot allocate memory" in tail):
         return "memory"
     if result["signal"] in (signal.SIGXCPU,):
         return "timeout"
@@ -470,12 +706,15 @@ def main(argv):
     uid = int(_option(argv, "--uid", "65534"))
     JOBS_ROOT = _option(argv, "--jobs-root", JOBS_ROOT)
     use_seccomp = "--no-seccomp" not in argv
-    signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+    # Ignored, as `python3` itself does: writing to a pipe whose reader is gone (a program that never read its
+    # stdin) must raise BrokenPipeError here, not kill the runner. The job inherits this, as it would from python3.
+    signal.signal(signal.SIGPIPE, signal.SIG_IGN)
     os.makedirs(JOBS_ROOT, mode=0o711, exist_ok=True)
     os.chmod(JOBS_ROOT, 0o711)
     if "--private-tmp" in argv:  # /tmp is this sandbox's own: the job may write only in its job directory
         os.chmod("/tmp", 0o711)
     seccomp = Seccomp() if use_seccomp else None
+    fork_server = ForkServer(uid, seccomp if seccomp is not None and seccomp.available else None)
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     sys.stdout = sys.stderr  # nothing but protocol messages may reach the real stdout
     write_message(
@@ -489,14 +728,16 @@ def main(argv):
             "seccomp_detail": "" if seccomp is None else seccomp.reason or "deny-list filter",
         },
     )
-    if seccomp is not None and not seccomp.available:
-        seccomp = None
     while True:
         job = read_message(stdin)
         if job is None:
             return
         try:
-            result = run_job(job, uid, seccomp)
+            result = run_job(job, uid, fork_server)
+        except ForkServerDied as exc:  # no clean way to go on: exit, so that the sandbox replaces this runner
+            print(f"rlvr runner: {exc}", file=sys.stderr, flush=True)
+            kill_uid(uid)
+            os._exit(70)
         except Exception as exc:  # the runner must answer every job
             result = {"status": "sandbox_error", "detail": f"runner failed: {type(exc).__name__}: {exc}"}
         result["id"] = job.get("id")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -9,7 +11,7 @@ from typing import Any
 OK = "ok"  # exited with code 0
 ERROR = "error"  # exited with a non-zero code (an exception, a failed assert, sys.exit(1))
 TIMEOUT = "timeout"  # passed its wall-time or CPU-time limit and was killed
-MEMORY = "memory"  # ran out of its memory limit (MemoryError, or killed by the out-of-memory killer)
+MEMORY = "memory"  # ran out of memory: MemoryError, or killed by a container's out-of-memory killer
 OUTPUT_LIMIT = "output_limit"  # wrote more than the output limit and was killed
 KILLED = "killed"  # ended by a signal for another reason (for example it killed itself)
 SANDBOX_ERROR = "sandbox_error"  # the sandbox failed (a container died mid-job); the program is not to blame
@@ -37,8 +39,10 @@ class Limits:
     def __post_init__(self) -> None:
         for name in ("wall_s", "cpu_s", "memory_mb", "processes", "output_bytes", "file_size_mb"):
             value = getattr(self, name)
-            if not value > 0:
-                raise ValueError(f"Limits.{name} must be > 0, got {value}")
+            if isinstance(value, bool) or not isinstance(value, numbers.Real):
+                raise ValueError(f"Limits.{name} must be a number, got {value!r}")
+            if not (value > 0 and math.isfinite(value)):  # an infinite limit would be no limit at all
+                raise ValueError(f"Limits.{name} must be finite and > 0, got {value}")
 
 
 @dataclass(frozen=True)
@@ -56,8 +60,13 @@ class Job:
         if self.language != "python":
             raise ValueError(f"language {self.language!r} is not supported yet; use 'python'")
         for name in self.files:
-            if not name or name.startswith("/") or ".." in name.split("/") or name == "main.py":
-                raise ValueError(f"extra file name {name!r} must be a relative path inside the job directory")
+            # A "", "." or ".." part: an absolute path, a directory, or a way out of the job directory.
+            parts = name.split("/")
+            if any(part in ("", ".", "..") for part in parts) or "\0" in name or name == "main.py":
+                raise ValueError(
+                    f"extra file name {name!r} must be a relative path of a file inside the job directory "
+                    "(not main.py)"
+                )
 
     def to_wire(self, job_id: int) -> dict[str, Any]:
         """The JSON message the job runner receives."""
