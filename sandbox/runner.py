@@ -295,7 +295,10 @@ def _run_program(argv, workdir):
             tb = tb.tb_next
         traceback.print_exception(type(exc), exc, tb)
         code = 1
-    try:
+    try:  # as the interpreter does at exit: wait for non-daemon threads, then run atexit handlers
+        threading = sys.modules.get("threading")
+        if threading is not None:
+            threading._shutdown()
         atexit._run_exitfuncs()
     except BaseException:
         pass

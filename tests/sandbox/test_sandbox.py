@@ -60,6 +60,17 @@ def test_program_that_never_reads_a_large_stdin(sandbox):
     assert sandbox.sessions_started == started  # the runner survived: nothing was replaced
 
 
+def test_program_waits_for_its_non_daemon_threads(sandbox):
+    # As `python main.py` does: the program ends when its last non-daemon thread does.
+    source = (
+        "import threading, time\n"
+        "def main():\n    time.sleep(0.2)\n    print('from thread')\n"
+        "threading.Thread(target=main).start()\n"
+    )
+    result = sandbox.run(Job(source))
+    assert result.status == "ok" and result.stdout == "from thread\n"
+
+
 def test_extra_files_are_importable_next_to_main(sandbox):
     files = {
         "helper.py": "def answer():\n    return 41\n",
