@@ -36,6 +36,7 @@ from rlvr.sandbox import (
     doctor,
     make_sandbox,
 )
+from rlvr.sandbox import local as local_backend
 from rlvr.sandbox.base import RunnerSession, UidLease
 
 RLVR = shutil.which("rlvr", path=str(Path(sys.executable).parent)) or "rlvr"
@@ -233,3 +234,18 @@ def test_cli_run_json(backend_name, tmp_path):
     completed = cli(*args, backend=backend_name, check=False)
     assert completed.returncode == 1
     assert json.loads(completed.stdout)["status"] == "timeout"
+
+
+def test_local_without_bubblewrap_warns_and_still_confines(monkeypatch, caplog):
+    """No bwrap: the runners run directly, loudly, and keep rlimits, the non-root uid and the seccomp filter."""
+    skip_unless_available("local")
+    monkeypatch.setattr(local_backend, "bubblewrap_path", lambda: None)
+    with caplog.at_level("WARNING", logger="rlvr.sandbox.local"), LocalSandbox(size=1) as sandbox:
+        assert not sandbox.use_bubblewrap
+        assert any("bubblewrap (bwrap) is not installed" in r.getMessage() for r in caplog.records)
+        ok = sandbox.run(Job("import os; print(os.getuid() != 0, sorted(os.environ))"))
+        assert ok.status == "ok" and ok.stdout.startswith("True"), ok
+        network = sandbox.run(Job("import socket; socket.socket().connect(('127.0.0.1', 9))"))
+        assert network.status == "error" and "Operation not permitted" in network.stderr, network
+        loop = sandbox.run(Job("while True: pass", limits=Limits(wall_s=1, cpu_s=1)))
+        assert loop.status == "timeout", loop
