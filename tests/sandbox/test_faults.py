@@ -249,3 +249,67 @@ def test_local_without_bubblewrap_warns_and_still_confines(monkeypatch, caplog):
         assert network.status == "error" and "Operation not permitted" in network.stderr, network
         loop = sandbox.run(Job("while True: pass", limits=Limits(wall_s=1, cpu_s=1)))
         assert loop.status == "timeout", loop
+
+
+class _TcpToUnixForwarder:
+    """A loopback TCP endpoint relaying to the local engine's socket: the Docker API over TCP, as a remote
+    engine named by DOCKER_HOST=tcp://HOST:PORT is reached (bounded: it stops with the test)."""
+
+    def __init__(self, unix_path: str) -> None:
+        import socket
+
+        self._unix_path = unix_path
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self._server.settimeout(0.2)
+        self.port = self._server.getsockname()[1]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        import socket
+
+        while not self._stop.is_set():
+            try:
+                client, _ = self._server.accept()
+            except TimeoutError:
+                continue
+            engine = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            engine.connect(self._unix_path)
+            for source, target in ((client, engine), (engine, client)):
+                threading.Thread(target=self._pipe, args=(source, target), daemon=True).start()
+
+    @staticmethod
+    def _pipe(source, target) -> None:
+        try:
+            while data := source.recv(65536):
+                target.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, target):
+                try:
+                    sock.shutdown(2)
+                except OSError:
+                    pass
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self._server.close()
+
+
+@pytest.mark.docker
+def test_docker_host_over_tcp_runs_jobs(monkeypatch):
+    """DOCKER_HOST naming a TCP engine: container lifecycle and the attach stream work over the network API."""
+    skip_unless_available("docker")
+    forwarder = _TcpToUnixForwarder("/var/run/docker.sock")
+    try:
+        monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{forwarder.port}")
+        with DockerSandbox(size=1) as sandbox:
+            result = sandbox.run(Job("print(input()[::-1])", stdin="olleh\n"))
+            assert result.status == "ok" and result.stdout == "hello\n", result
+            assert sandbox.run(Job("while True: pass", limits=Limits(wall_s=1, cpu_s=1))).status == "timeout"
+            assert sandbox.run(Job("print(6 * 7)")).stdout == "42\n"
+    finally:
+        forwarder.close()
