@@ -45,6 +45,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from perf_common import busy_cpu_seconds, percentile, source_state
+
 from rlvr.sandbox import DEFAULT_IMAGE, DockerSandbox, ExecResult, Job, LocalSandbox
 from rlvr.sandbox.base import RUNNER_SOURCE, RunnerSession
 from rlvr.sandbox.docker_backend import JOB_UID
@@ -181,22 +183,6 @@ def run_pool_many(
 
 
 # -- machine state -------------------------------------------------------------------------------------------
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds all processes of the machine have used (Linux /proc/stat), or None elsewhere."""
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
 
 
 def _processes() -> dict[int, tuple[int, str, float]]:
@@ -384,21 +370,6 @@ def tool_version(command: list[str]) -> str:
         return "unknown"
 
 
-def source_state() -> str:
-    """The commit of this checkout, and whether sandbox/ differs from it (it is being edited)."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "sandbox"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{commit}{' + uncommitted changes in sandbox/' if dirty else ''}"
-
-
 # -- main ----------------------------------------------------------------------------------------------------
 
 
@@ -579,7 +550,7 @@ def main(argv: list[str] | None = None) -> dict:
         "python": platform.python_version(),
         "docker_server": tool_version(["docker", "version", "--format", "{{.Server.Version}}"]),
         "bubblewrap": tool_version(["bwrap", "--version"]),
-        "source": source_state(),
+        "source": source_state("sandbox"),
         "runner_sha256": hashlib.sha256(RUNNER_SOURCE.encode("utf-8")).hexdigest()[:12],
     }
 

@@ -33,7 +33,6 @@ import platform
 import random
 import re
 import statistics
-import subprocess
 import time
 from dataclasses import dataclass
 from decimal import Decimal
@@ -42,6 +41,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 import math_verify
+from perf_common import busy_cpu_seconds, percentile, source_state
 
 from rlvr.verifiers.math_verifier import MathVerifier, MathVerifyConfig
 from rlvr.verifiers.types import TIMEOUT
@@ -256,11 +256,6 @@ def run_baseline(rows: list[Row], counter: _TimeoutCounter) -> tuple[list[bool],
     return verdicts, timed_out, latencies
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * len(ordered) + 0.5) - 1))]
-
-
 def gold_wrapping_check(rows: list[Row]) -> tuple[int, int]:
     """How many distinct golds Math-Verify reads identically as `$gold$` and as `\\boxed{gold}`."""
     distinct = sorted({r.gold for r in rows})
@@ -324,35 +319,9 @@ def run_per_row(golds: list[str], completions: list[str]) -> tuple[float, list[f
         return time.perf_counter() - start, latencies
 
 
-def busy_cpu_seconds() -> float | None:
-    """CPU seconds all processes of the machine have used (Linux /proc/stat), or None elsewhere."""
-    try:
-        with open("/proc/stat", encoding="ascii") as f:
-            fields = [int(x) for x in f.readline().split()[1:]]
-    except (OSError, ValueError):
-        return None
-    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
-    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
-
-
 def own_cpu_seconds() -> float:
     t = os.times()
     return t.user + t.system + t.children_user + t.children_system
-
-
-def source_state() -> str:
-    """The commit of this checkout, and whether the verifier sources differ from it (they are being edited)."""
-    root = Path(__file__).resolve().parents[2]
-    try:
-        commit = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "verifiers"], cwd=root, capture_output=True, text=True
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{commit}{' + uncommitted changes in verifiers/' if dirty else ''}"
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -495,7 +464,7 @@ def main(argv: list[str] | None = None) -> dict:
         "load_average_before_after": [load_before[0], os.getloadavg()[0]],
         "other_processes_cpu_seconds": foreign_cpu,
         "cores": os.cpu_count(),
-        "source": source_state(),
+        "source": source_state("verifiers"),
         "python": platform.python_version(),
         "math_verify": version("math-verify"),
     }
