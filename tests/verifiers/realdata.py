@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 
 DATA_DIR = Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "math"
+CODE_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "code"
 
 
-def data_path(name: str) -> Path:
+def data_path(name: str, folder: Path = DATA_DIR) -> Path:
     """The path of one shared data file; skips the calling test when it is absent."""
-    path = DATA_DIR / name
+    path = folder / name
     if not path.is_file():
         pytest.skip(f"real benchmark file {path} is absent (shared data folder not mounted next to the repo)")
     return path
@@ -33,6 +34,12 @@ def data_path(name: str) -> Path:
 def read_jsonl(name: str) -> tuple[dict[str, Any], ...]:
     with data_path(name).open(encoding="utf-8") as handle:
         return tuple(json.loads(line) for line in handle if line.strip())
+
+
+def read_code_rows(name: str) -> list[dict[str, Any]]:
+    """The rows of a JSONL file in the shared code data folder."""
+    with data_path(name, CODE_DATA).open(encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
 
 
 def literal(value: Any) -> Any:

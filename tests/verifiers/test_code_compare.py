@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import pytest
+from realdata import read_code_rows
 
 from rlvr.verifiers.code_tests import (
     LCB_PRELUDE,
@@ -22,17 +22,6 @@ from rlvr.verifiers.code_tests import (
     referenced_modules,
     values_equal,
 )
-
-CODE_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "code"
-
-
-def read_rows(name: str) -> list[dict]:
-    path = CODE_DATA / name
-    if not path.is_file():
-        pytest.skip(f"real benchmark file {path} is absent (shared data folder not mounted next to the repo)")
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
-
 
 # -- stdout comparison (LiveCodeBench rules) --------------------------------------------------------------
 
@@ -105,7 +94,7 @@ def test_decode_literal_reads_plain_data_only() -> None:
 
 
 def test_lcb_rows_all_parse() -> None:
-    rows = read_rows("lcb_style.jsonl")
+    rows = read_code_rows("lcb_style.jsonl")
     suites = [CodeTests.from_lcb(row) for row in rows]
     stdin = [s for s in suites if s.kind == "stdin"]
     functional = [s for s in suites if s.kind == "functional"]
@@ -127,12 +116,12 @@ def test_lcb_rows_all_parse() -> None:
 def test_lcb_solution_files_carry_the_same_tests() -> None:
     """The MavenCoder solution files join lcb_style.jsonl on task_id == question_id, and their older
     `{'input_output': ...}` test field parses to the same suite."""
-    suites = {s.task_id: s for s in map(CodeTests.from_lcb, read_rows("lcb_style.jsonl"))}
+    suites = {s.task_id: s for s in map(CodeTests.from_lcb, read_code_rows("lcb_style.jsonl"))}
     for name in (
         "lcb_solutions_gpt-4o-mini_mavencoder.jsonl",
         "lcb_solutions_qwen3-coder-plus_mavencoder.jsonl",
     ):
-        rows = read_rows(name)
+        rows = read_code_rows(name)
         assert sorted(row["task_id"] for row in rows) == sorted(suites)
         for row in rows:
             theirs = CodeTests.from_lcb(row)
@@ -141,7 +130,7 @@ def test_lcb_solution_files_carry_the_same_tests() -> None:
 
 
 def test_humaneval_and_mbpp_suites() -> None:
-    humaneval = read_rows("humaneval.jsonl")
+    humaneval = read_code_rows("humaneval.jsonl")
     suite = CodeTests.from_humaneval(humaneval[0])
     assert (suite.kind, suite.entry_points, suite.cases) == (
         "assert",
@@ -149,7 +138,7 @@ def test_humaneval_and_mbpp_suites() -> None:
         (CodeTestCase("check(has_close_elements)"),),
     )
     assert suite.prefix == humaneval[0]["prompt"]
-    mbpp = {row["task_id"]: row for row in read_rows("mbpp.jsonl")}
+    mbpp = {row["task_id"]: row for row in read_code_rows("mbpp.jsonl")}
     assert CodeTests.from_mbpp(mbpp[2]).entry_points == ("similar_elements",)  # inside set(...)
     assert CodeTests.from_mbpp(mbpp[126]).entry_points == ("sum",)  # MBPP 126 tests a function named sum
     assert "math" in referenced_modules(

@@ -18,9 +18,7 @@ Figures of each run are printed in the summary ("verifier accuracy on real data"
 from __future__ import annotations
 
 import collections
-import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 import realdata
@@ -36,7 +34,6 @@ pytestmark = [
     pytest.mark.filterwarnings("ignore:invalid escape sequence"),  # parsing the candidates
 ]
 
-CODE_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "code"
 
 # MBPP reference solutions that fail under the strict plain-data rule (all pass with STDLIB_RESULT_TYPES).
 MBPP_STRICT_EXCEPTIONS = {
@@ -66,14 +63,6 @@ ADJUDICATED: dict[tuple[str, str], tuple[str, str]] = {
 }
 HUMANEVAL_MIN_AGREEMENT = 0.98
 LCB_MIN_AGREEMENT = 0.98
-
-
-def read_rows(name: str) -> list[dict]:
-    path = CODE_DATA / name
-    if not path.is_file():
-        pytest.skip(f"real benchmark file {path} is absent (shared data folder not mounted next to the repo)")
-    with path.open(encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def open_sandbox(backend: str) -> Iterator[object]:
@@ -109,7 +98,7 @@ def failures(rows: list[dict], verdicts: list[CodeVerdict], key: str) -> list[st
 @pytest.mark.parametrize("backend", ["docker", "local"])
 def test_humaneval_canonical_solutions_pass(backend: str, request: pytest.FixtureRequest) -> None:
     box = request.getfixturevalue(f"{backend}_box")
-    rows = read_rows("humaneval.jsonl")
+    rows = realdata.read_code_rows("humaneval.jsonl")
     verdicts = CodeVerifier(box).verify_batch(
         [row["canonical_solution"] for row in rows], [CodeTests.from_humaneval(row) for row in rows]
     )
@@ -119,7 +108,7 @@ def test_humaneval_canonical_solutions_pass(backend: str, request: pytest.Fixtur
 
 
 def test_mbpp_reference_solutions_pass(docker_box: object) -> None:
-    rows = read_rows("mbpp.jsonl")
+    rows = realdata.read_code_rows("mbpp.jsonl")
     suites = [CodeTests.from_mbpp(row) for row in rows]
     strict = CodeVerifier(docker_box, CodeConfig(test_timeout_s=30.0, total_timeout_s=90.0))
     verdicts = strict.verify_batch([row["code"] for row in rows], suites)
@@ -163,8 +152,8 @@ def check_agreement(
 
 @pytest.mark.parametrize("sample_file", ["phi15", "wc2b"])
 def test_humaneval_samples_agree_with_the_official_harness(docker_box: object, sample_file: str) -> None:
-    problems = {row["task_id"]: row for row in read_rows("humaneval.jsonl")}
-    rows = read_rows(f"humaneval_samples_results_{sample_file}.jsonl")
+    problems = {row["task_id"]: row for row in realdata.read_code_rows("humaneval.jsonl")}
+    rows = realdata.read_code_rows(f"humaneval_samples_results_{sample_file}.jsonl")
     verifier = CodeVerifier(docker_box, CodeConfig(extract=CodeExtractConfig(raw=True), test_timeout_s=3.0))
     verdicts = verifier.verify_batch(
         [row["completion"] for row in rows],
@@ -179,10 +168,12 @@ def test_humaneval_samples_agree_with_the_official_harness(docker_box: object, s
 @pytest.fixture(scope="module")
 def lcb_verdicts(docker_box: object) -> dict[str, tuple[list[dict], list[CodeVerdict]]]:
     """Both MavenCoder solution files against the public tests of lcb_style.jsonl, in one batch."""
-    suites = {row["question_id"]: CodeTests.from_lcb(row) for row in read_rows("lcb_style.jsonl")}
+    suites = {
+        row["question_id"]: CodeTests.from_lcb(row) for row in realdata.read_code_rows("lcb_style.jsonl")
+    }
     files = {
-        "lcb-gpt-4o-mini": read_rows("lcb_solutions_gpt-4o-mini_mavencoder.jsonl"),
-        "lcb-qwen3-coder-plus": read_rows("lcb_solutions_qwen3-coder-plus_mavencoder.jsonl"),
+        "lcb-gpt-4o-mini": realdata.read_code_rows("lcb_solutions_gpt-4o-mini_mavencoder.jsonl"),
+        "lcb-qwen3-coder-plus": realdata.read_code_rows("lcb_solutions_qwen3-coder-plus_mavencoder.jsonl"),
     }
     rows = [row for name in files for row in files[name]]
     # LiveCodeBench's 6 s per test; a row's verdict only needs its tests up to the first failure.
