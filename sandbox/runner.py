@@ -17,6 +17,7 @@ import atexit
 import ctypes
 import json
 import os
+import pkgutil  # noqa: F401 - runpy.run_path imports it per call; loaded here, the fork server's jobs inherit it
 import platform
 import resource
 import runpy
