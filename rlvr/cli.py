@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from rlvr import __version__
+from rlvr.cli_envs import add_envs_commands
 from rlvr.errors import DataError, RlvrError
 
 _CHUNK_ROWS = 512  # rows verified per batch in file mode; bounds memory and paces the progress bar
@@ -69,6 +70,7 @@ def _build_parser() -> argparse.ArgumentParser:
     math_parser.set_defaults(run=_run_verify_math)
 
     _add_sandbox_commands(commands)
+    add_envs_commands(commands)
 
     demo = commands.add_parser(
         "demo",

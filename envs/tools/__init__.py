@@ -1,0 +1,1 @@
+"""Tool use: tool-call parsing, the python / calculator / submit tools, and the tool environment."""
