@@ -117,7 +117,7 @@ class RlvrEnv(gym.Env[list[Message], "str | Completion"]):
         info: dict[str, Any] = {"task_id": task.id, "task_index": index}
         if self.tools:
             info["tools"] = copy.deepcopy(self.tools)
-        return copy.deepcopy(self.conversation), info
+        return fresh_messages(self.conversation), info
 
     def start_episode(self, task: Task) -> None:
         """Hook for per-episode state (a game's secret, a tool budget); runs before `initial_messages`."""
@@ -141,14 +141,27 @@ class RlvrEnv(gym.Env[list[Message], "str | Completion"]):
             "verdict": feedback.verdict,
             "turn": self.turn,
             "task_id": self.task.id,
-            **copy.deepcopy(feedback.info),
+            **fresh_values(feedback.info),
         }
         reward = float(sum(feedback.rewards.values()))
-        return copy.deepcopy(reply), reward, terminated, truncated, info
+        return fresh_messages(reply), reward, terminated, truncated, info
 
     def assistant_message(self, completion: Completion) -> Message:
         """How the model's turn enters the conversation (tool environments add parsed tool calls)."""
         return {"role": "assistant", "content": completion.text}
+
+
+_IMMUTABLE = (str, int, float, bool, type(None))
+
+
+def fresh_values(mapping: dict[str, Any]) -> dict[str, Any]:
+    """A new dict whose mutable values are deep copies (callers keep what environments return)."""
+    return {k: v if isinstance(v, _IMMUTABLE) else copy.deepcopy(v) for k, v in mapping.items()}
+
+
+def fresh_messages(messages: list[Message]) -> list[Message]:
+    """New message dicts (deep-copying only nested values such as tool calls): cheaper than `deepcopy`."""
+    return [fresh_values(message) for message in messages]
 
 
 class SingleTurnEnv(RlvrEnv):

@@ -148,7 +148,6 @@ def _register_interactive() -> None:
     register(
         "rlvr/tools-arithmetic-v0",
         "rlvr.envs.tools.tool_env:ToolEnv",
-        kwargs={"task_env": "arithmetic"},
         description="Tool use (python, calculator, submit) on procedural arithmetic",
         data_source="procedural arithmetic tasks",
         tags=("tools", "multi-turn"),

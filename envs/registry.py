@@ -7,7 +7,7 @@ The built-in registrations are listed in one module, `rlvr.envs.registrations`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,7 +33,7 @@ _cards: dict[str, EnvCard] = {}
 
 def register(
     id: str,
-    entry_point: str,
+    entry_point: str | Callable[..., gym.Env],
     *,
     kwargs: dict[str, Any] | None = None,
     wrappers: Sequence[tuple[str, dict[str, Any]]] = (),
@@ -43,7 +43,7 @@ def register(
 ) -> None:
     """Register `id` (e.g. "rlvr/math-gsm8k-v0") with Gymnasium.
 
-    `entry_point` is "module:Class" (or a factory function); `wrappers` are ("module:Wrapper", kwargs) pairs
+    `entry_point` is "module:Class" (imported at `make`), or the class or a factory function itself; `wrappers` are ("module:Wrapper", kwargs) pairs
     applied by `gymnasium.make` in order, so training and evaluation get the same reward pipeline.
     """
     if id in gym.registry:

@@ -13,6 +13,7 @@ import threading
 from typing import Any
 
 from rlvr.verifiers.math_verifier import MathVerifier, default_verifier
+from rlvr.verifiers.types import Verdict
 
 _lock = threading.Lock()
 _sandbox: Any = None
@@ -44,3 +45,14 @@ def close_shared_sandbox() -> None:
 def shared_math_verifier() -> MathVerifier:
     """The process-wide math verifier (`rlvr.verifiers.default_verifier`)."""
     return default_verifier()
+
+
+def verify_math_answer(gold: str, completion: str) -> Verdict:
+    """The process-wide math verifier's verdict, less its `path` detail.
+
+    `path` says how the verifier decided ("fast", "math_verify", or "cache" on a repeat), so it differs between
+    two identical steps; environments put verdicts in `info`, which Gymnasium's contract wants repeatable.
+    """
+    verdict = shared_math_verifier().verify(gold, completion)
+    details = {key: value for key, value in verdict.details.items() if key != "path"}
+    return Verdict(verdict.score, verdict.correct, verdict.reason, details)

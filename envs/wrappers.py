@@ -43,12 +43,13 @@ class RewardComponentWrapper(gym.Wrapper):
         return self.env.get_wrapper_attr("max_reward") + self.max_bonus
 
 
-class FormatReward(RewardComponentWrapper):
+class FormatReward(RewardComponentWrapper, gym.utils.RecordConstructorArgs):
     """`format` = weight * the format score of the reply (verifiers/format_reward.py: one closed \\boxed{} by default)."""
 
     component = "format"
 
     def __init__(self, env: gym.Env, weight: float = 0.1, config: FormatConfig | dict | None = None) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, weight=weight, config=config)
         super().__init__(env)
         if isinstance(config, dict):
             config = FormatConfig(**config)
@@ -60,7 +61,7 @@ class FormatReward(RewardComponentWrapper):
         return self.weight * format_reward(completion.text, self.config).score
 
 
-class OverlongShaping(RewardComponentWrapper):
+class OverlongShaping(RewardComponentWrapper, gym.utils.RecordConstructorArgs):
     """`overlong` = DAPO soft overlong punishment (DAPO eq. 13) of the reply's token count.
 
     The count comes from the Completion's token ids; a plain string is counted with `tokenizer` (anything with
@@ -77,6 +78,9 @@ class OverlongShaping(RewardComponentWrapper):
         penalty_factor: float = 1.0,
         tokenizer: Any = None,
     ) -> None:
+        gym.utils.RecordConstructorArgs.__init__(
+            self, max_length=max_length, buffer=buffer, penalty_factor=penalty_factor, tokenizer=tokenizer
+        )
         super().__init__(env)
         self.config = OverlongConfig(max_length=max_length, buffer=buffer, penalty_factor=penalty_factor)
         self.tokenizer = tokenizer
@@ -94,10 +98,11 @@ class OverlongShaping(RewardComponentWrapper):
         return overlong_penalty(num_tokens, self.config)
 
 
-class MaxTurns(gym.Wrapper):
+class MaxTurns(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """Truncate the episode after `max_turns` steps (a finished task still ends as terminated)."""
 
     def __init__(self, env: gym.Env, max_turns: int) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, max_turns=max_turns)
         super().__init__(env)
         if not isinstance(max_turns, int) or max_turns < 1:
             raise ConfigError(f"max_turns must be an integer >= 1, got {max_turns!r}")
@@ -116,7 +121,7 @@ class MaxTurns(gym.Wrapper):
         return observation, reward, terminated, truncated, info
 
 
-class PlainTextObservation(gym.ObservationWrapper):
+class PlainTextObservation(gym.ObservationWrapper, gym.utils.RecordConstructorArgs):
     """Observations as plain text for base models without a chat template.
 
     Each message becomes `"{Role}: {content}\\n"` (a system message is written as-is, then a blank line) and a
@@ -124,6 +129,7 @@ class PlainTextObservation(gym.ObservationWrapper):
     """
 
     def __init__(self, env: gym.Env, generation_prefix: str = "Assistant:") -> None:
+        gym.utils.RecordConstructorArgs.__init__(self, generation_prefix=generation_prefix)
         super().__init__(env)
         self.generation_prefix = generation_prefix
         self.observation_space = TextSpace()
@@ -141,10 +147,11 @@ class PlainTextObservation(gym.ObservationWrapper):
         return "".join(lines) + self.generation_prefix
 
 
-class EpisodeStatistics(gym.Wrapper):
+class EpisodeStatistics(gym.Wrapper, gym.utils.RecordConstructorArgs):
     """On the last step, `info["episode"]` = {return, turns, rewards (each component summed), solved}."""
 
     def __init__(self, env: gym.Env) -> None:
+        gym.utils.RecordConstructorArgs.__init__(self)
         super().__init__(env)
         self._reset_totals()
 

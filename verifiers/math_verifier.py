@@ -178,6 +178,11 @@ class MathVerifier:
         """
         return self._pool.start(wait_s=timeout_s)
 
+    def clear_cache(self) -> None:
+        """Forget every decided pair (benchmarks use it to time verification itself)."""
+        with self._lock:
+            self._cache.clear()
+
     def close(self) -> None:
         """Stop the worker processes."""
         self._pool.close()
