@@ -1,18 +1,21 @@
 """What an environment costs over calling its verifier directly, and rollout throughput over a suite.
 
-Overhead (one completion at a time, both sides on the same verifier / sandbox, `--rounds` in alternation
-with the order swapped every round, after one untimed warm-up pass, medians reported; the math verifier's cache is cleared before every pass so each pass really verifies):
+Overhead (one completion at a time, both sides on the same verifier / sandbox, `--rounds` in alternation with
+the order swapped every round, after one untimed warm-up pass, medians reported; the math verifier's cache is
+cleared before every pass, so each pass verifies as a fresh training step would):
   math  the 800 Qwen2.5-Math responses to 100 MATH problems (../shared/data/math/
         qwen25math_math_cot_100_samples.jsonl): direct `MathVerifier.verify(gold, response)` vs
         `MathEnv.reset(task_index) + step(response)`;
   code  the 164 HumanEval canonical solutions (../shared/data/code/humaneval.jsonl): direct
         `CodeVerifier.verify(program, tests)` vs `CodeEnv.reset + step(program)`.
-  overhead = env time / direct time - 1 (target < 5 %).
+  overhead = env time / direct time - 1 (target < 5 %); for math also the environment's own cost measured
+  alone (MathEnv with the verifier replaced by a constant verdict), in us per reset + step.
 
-Rollout throughput: `--episodes` episodes drawn from a suite (arithmetic, countdown, game24, guess-number,
-wordle, rg-gcd, math-gsm8k from the local file), each played by its reference player through a ReplayPolicy:
-`rollout()` (one batched policy call per turn, environments stepped on a thread pool) vs the same episodes
-played one after another with reset/step (the baseline). Reported as episodes/s and their ratio.
+Rollout throughput: `--episodes` episodes drawn from each suite of `SUITES` ("cpu": procedural, games,
+reasoning-gym and gsm8k, all decided in this process; "with-code": HumanEval and MBPP in the sandbox, gsm8k,
+countdown), each played by its reference player through a ReplayPolicy: `rollout()` (one batched policy call
+per turn, environments stepped on a thread pool) vs the same episodes played one after another with reset/step
+(the baseline). Reported as episodes/s and their ratio.
 
 Run: .venv/bin/python benchmarks/perf/env_overhead.py [--rounds 3 --episodes 400 --json PATH]
 """
@@ -36,18 +39,29 @@ from rlvr.envs.rollout import ReplayPolicy, rollout
 from rlvr.envs.sources import ListSource
 from rlvr.envs.suite import Suite, SuiteEntry
 from rlvr.envs.types import Task
-from rlvr.verifiers.code import CodeConfig, CodeVerifier
+from rlvr.verifiers.code import CodeVerifier
+from rlvr.verifiers.types import Verdict
 
 DATA = REPO.parent / "shared" / "data"
-SUITE = (
-    "rlvr/arithmetic-v0",
-    "rlvr/countdown-v0",
-    "rlvr/game24-v0",
-    "rlvr/guess-number-v0",
-    "rlvr/wordle-v0",
-    "rlvr/rg-gcd-v0",
-    "rlvr/math-gsm8k-v0",
-)
+SUITES = {
+    # Steps that are pure Python in this process (the GIL): threads cannot overlap them.
+    "cpu": (
+        "rlvr/arithmetic-v0",
+        "rlvr/countdown-v0",
+        "rlvr/game24-v0",
+        "rlvr/guess-number-v0",
+        "rlvr/wordle-v0",
+        "rlvr/rg-gcd-v0",
+        "rlvr/math-gsm8k-v0",
+    ),
+    # Half the episodes run programs in the sandbox, whose runners work while other threads wait.
+    "with-code": ("rlvr/code-humaneval-v0", "rlvr/code-mbpp-v0", "rlvr/math-gsm8k-v0", "rlvr/countdown-v0"),
+}
+LOCAL_FILES = {
+    "rlvr/math-gsm8k-v0": "math/gsm8k_test.jsonl",
+    "rlvr/code-humaneval-v0": "code/humaneval.jsonl",
+    "rlvr/code-mbpp-v0": "code/mbpp.jsonl",
+}
 
 
 def math_workload() -> tuple[list[Task], list[tuple[int, str]]]:
@@ -57,52 +71,72 @@ def math_workload() -> tuple[list[Task], list[tuple[int, str]]]:
     return tasks, pairs
 
 
-def time_math(tasks: list[Task], pairs: list[tuple[int, str]], env_first: bool) -> dict[str, float]:
-    verifier = shared_math_verifier()
-    env = MathEnv(tasks=ListSource(tasks))
-
-    def direct() -> list[float]:
-        return [verifier.verify(tasks[index].answer, response).score for index, response in pairs]
-
-    def through_env() -> list[float]:
-        rewards = []
-        for index, response in pairs:
-            env.reset(options={"task_index": index})
-            rewards.append(env.step(response)[1])
-        return rewards
-
+def time_both(direct, through_env, env_first: bool, before=lambda: None) -> dict[str, float]:
+    """Seconds of the direct and the environment pass (in the given order); their scores must agree."""
     timings, scores = {}, {}
-    for name, run in (
-        (("env", through_env), ("direct", direct))
-        if env_first
-        else (("direct", direct), ("env", through_env))
-    ):
-        verifier.clear_cache()
+    passes = [("direct", direct), ("env", through_env)]
+    for name, run in reversed(passes) if env_first else passes:
+        before()
         started = time.perf_counter()
         scores[name] = run()
         timings[f"{name}_s"] = time.perf_counter() - started
     if scores["direct"] != scores["env"]:
-        raise SystemExit("math: the environment's rewards differ from the verifier's scores")
+        raise SystemExit("the environment's rewards differ from the verifier's scores")
     return timings
 
 
-def time_code(tasks, programs: list[str]) -> dict[str, float]:
-    verifier = CodeVerifier(shared_sandbox(), CodeConfig())
-    env = CodeEnv(tasks=tasks)
-    started = time.perf_counter()
-    direct = [
-        verifier.verify(program, task.answer).score for task, program in zip(tasks, programs, strict=True)
-    ]
-    direct_s = time.perf_counter() - started
-    started = time.perf_counter()
-    through_env = []
-    for index, program in enumerate(programs):
+def env_rewards(env, actions: list[tuple[int, str]]) -> list[float]:
+    """Reward of `reset(task_index) + step(action)` for each (task index, action)."""
+    rewards = []
+    for index, action in actions:
         env.reset(options={"task_index": index})
-        through_env.append(env.step(program)[1])
-    env_s = time.perf_counter() - started
-    if direct != through_env or min(direct) < 1.0:
-        raise SystemExit("code: canonical solutions must all pass, directly and through the environment")
-    return {"direct_s": direct_s, "env_s": env_s}
+        rewards.append(env.step(action)[1])
+    return rewards
+
+
+def time_math(tasks: list[Task], pairs: list[tuple[int, str]], env_first: bool) -> dict[str, float]:
+    verifier = shared_math_verifier()
+    env = MathEnv(tasks=ListSource(tasks))
+    return time_both(
+        lambda: [verifier.verify(tasks[index].answer, response).score for index, response in pairs],
+        lambda: env_rewards(env, pairs),
+        env_first,
+        before=verifier.clear_cache,
+    )
+
+
+def time_code(tasks: list[Task], programs: list[str], env_first: bool) -> dict[str, float]:
+    env = CodeEnv(tasks=tasks)
+    verifier = CodeVerifier(shared_sandbox(), env.grader.config)  # the environment's own scoring options
+    if (
+        min(
+            verifier.verify(program, task.answer).score for task, program in zip(tasks, programs, strict=True)
+        )
+        < 1.0
+    ):
+        raise SystemExit("code: every canonical solution must pass")
+    return time_both(
+        lambda: [
+            verifier.verify(program, task.answer).score for task, program in zip(tasks, programs, strict=True)
+        ],
+        lambda: env_rewards(env, list(enumerate(programs))),
+        env_first,
+    )
+
+
+def bookkeeping_us(tasks: list[Task], pairs: list[tuple[int, str]]) -> float:
+    """Microseconds of one MathEnv reset + step with the verifier replaced by a constant verdict: the
+    environment's own cost (prompt, copies, info, the Gymnasium contract)."""
+    constant = Verdict(1.0, True, "correct", {"extracted": "1", "method": "boxed"})
+
+    class BookkeepingOnly(MathEnv):
+        def verdict(self, task: Task, completion: object) -> Verdict:
+            return constant
+
+    env = BookkeepingOnly(tasks=ListSource(tasks))
+    started = time.perf_counter()
+    env_rewards(env, pairs)
+    return 1e6 * (time.perf_counter() - started) / len(pairs)
 
 
 def play_episodes(suite: Suite, draws, parallel: bool) -> float:
@@ -143,19 +177,31 @@ def main() -> None:
     code_programs = [task.metadata["canonical_solution"] for task in code_tasks]
     shared_math_verifier().warmup()
     shared_sandbox().start()
-    gsm8k = {"data_path": str(DATA / "math" / "gsm8k_test.jsonl")}
-    suite = Suite([SuiteEntry(env_id, 1.0, gsm8k if "gsm8k" in env_id else {}) for env_id in SUITE], seed=0)
-    draws = suite.sample(args.episodes)
-    play_episodes(suite, draws[:20], parallel=True)  # warm the pools and the per-id environment objects
+    suites, draws = {}, {}
+    for name, ids in SUITES.items():
+        entries = [
+            SuiteEntry(i, 1.0, {"data_path": str(DATA / LOCAL_FILES[i])} if i in LOCAL_FILES else {})
+            for i in ids
+        ]
+        suites[name] = Suite(entries, seed=0)
+        draws[name] = suites[name].sample(args.episodes)
+        play_episodes(suites[name], draws[name][:20], parallel=True)  # warm the pools and environment objects
     time_math(math_tasks, math_pairs, env_first=False)  # warm Math-Verify's workers and the extraction code
 
-    results: dict[str, list[dict[str, float]]] = {"math": [], "code": [], "rollout": []}
+    bookkeeping = []
+    results: dict[str, list[dict[str, float]]] = {
+        "math": [],
+        "code": [],
+        **{f"rollout-{n}": [] for n in SUITES},
+    }
     for round_index in range(args.rounds):
         results["math"].append(time_math(math_tasks, math_pairs, env_first=round_index % 2 == 1))
-        results["code"].append(time_code(code_tasks, code_programs))
-        sequential = play_episodes(suite, draws, parallel=False)
-        parallel = play_episodes(suite, draws, parallel=True)
-        results["rollout"].append({"sequential_s": sequential, "rollout_s": parallel})
+        bookkeeping.append(bookkeeping_us(math_tasks, math_pairs))
+        results["code"].append(time_code(code_tasks, code_programs, env_first=round_index % 2 == 1))
+        for name, suite in suites.items():
+            sequential = play_episodes(suite, draws[name], parallel=False)
+            parallel = play_episodes(suite, draws[name], parallel=True)
+            results[f"rollout-{name}"].append({"sequential_s": sequential, "rollout_s": parallel})
         print(f"round {round_index + 1}/{args.rounds} done", flush=True)
 
     summary: dict[str, object] = {
@@ -176,19 +222,28 @@ def main() -> None:
             f"{name:5} {count} items: direct {1000 * direct / count:.3f} ms/item, env {1000 * env / count:.3f} "
             f"ms/item, overhead {100 * (env / direct - 1):+.2f} % (target < 5 %)"
         )
-    sequential = statistics.median(r["sequential_s"] for r in results["rollout"])
-    parallel = statistics.median(r["rollout_s"] for r in results["rollout"])
-    summary["rollout"] = {
-        "episodes": len(draws),
-        "suite": list(SUITE),
-        "sequential_episodes_per_s": len(draws) / sequential,
-        "rollout_episodes_per_s": len(draws) / parallel,
-        "ratio": sequential / parallel,
-    }
+    own_us = statistics.median(bookkeeping)
+    direct_us = 1000 * summary["math"]["direct_ms_per_item"]  # type: ignore[index]
+    summary["math"]["bookkeeping_us_per_item"] = own_us  # type: ignore[index]
     print(
-        f"rollout {len(draws)} episodes: sequential {len(draws) / sequential:.1f} ep/s, rollout "
-        f"{len(draws) / parallel:.1f} ep/s = {sequential / parallel:.2f}x the sequential loop"
+        f"math  environment bookkeeping alone (verifier replaced by a constant): {own_us:.1f} us per reset + step "
+        f"= {100 * own_us / direct_us:.1f} % of a direct verification"
     )
+    for name, ids in SUITES.items():
+        count = len(draws[name])
+        sequential = statistics.median(r["sequential_s"] for r in results[f"rollout-{name}"])
+        parallel = statistics.median(r["rollout_s"] for r in results[f"rollout-{name}"])
+        summary[f"rollout-{name}"] = {
+            "episodes": count,
+            "suite": list(ids),
+            "sequential_episodes_per_s": count / sequential,
+            "rollout_episodes_per_s": count / parallel,
+            "ratio": sequential / parallel,
+        }
+        print(
+            f"rollout, suite {name} ({count} episodes): sequential {count / sequential:.1f} ep/s, rollout "
+            f"{count / parallel:.1f} ep/s = {sequential / parallel:.2f}x the sequential loop"
+        )
     if args.json:
         args.json.write_text(json.dumps(summary, indent=2) + "\n")
 
