@@ -14,6 +14,8 @@ from typing import Any
 import gymnasium as gym
 from gymnasium.envs.registration import WrapperSpec
 
+from rlvr.errors import ConfigError
+
 NAMESPACE = "rlvr"
 
 
@@ -29,6 +31,10 @@ class EnvCard:
 
 
 _cards: dict[str, EnvCard] = {}
+
+
+class UnknownEnvironment(ConfigError, gym.error.NameNotFound):
+    """No environment is registered under the id (an rlvr error, and Gymnasium's NameNotFound)."""
 
 
 def register(
@@ -66,12 +72,7 @@ def register(
 
 def make(id: str, **overrides: Any) -> gym.Env:
     """`gymnasium.make(id, **overrides)` once the built-in registrations are loaded."""
-    load_builtins()
-    if id not in gym.registry:
-        raise gym.error.NameNotFound(
-            f"no environment {id!r}; `rlvr envs list` shows the registered ids"
-            + (f" (close: {', '.join(_close_ids(id))})" if _close_ids(id) else "")
-        )
+    _require(id)
     return gym.make(id, **overrides)
 
 
@@ -88,9 +89,7 @@ def list_ids(namespace: str | None = NAMESPACE) -> list[str]:
 
 def card(id: str) -> EnvCard:
     """The card of a registered id (a bare one for ids registered with `gymnasium.register` directly)."""
-    load_builtins()
-    if id not in gym.registry:
-        raise gym.error.NameNotFound(f"no environment {id!r}; `rlvr envs list` shows the registered ids")
+    _require(id)
     return _cards.get(id, EnvCard(id=id, description="", data_source=""))
 
 
@@ -113,7 +112,14 @@ def load_builtins() -> None:
     import rlvr.envs.registrations  # noqa: F401
 
 
-def _close_ids(id: str) -> list[str]:
-    import difflib
+def _require(id: str) -> None:
+    """Load the built-ins; raise UnknownEnvironment, naming close ids, when `id` is not registered."""
+    load_builtins()
+    if id not in gym.registry:
+        import difflib
 
-    return difflib.get_close_matches(id, list(gym.registry), n=3, cutoff=0.6)
+        close = difflib.get_close_matches(id, list(gym.registry), n=3, cutoff=0.6)
+        raise UnknownEnvironment(
+            f"no environment {id!r}; `rlvr envs list` shows the registered ids"
+            + (f" (close: {', '.join(close)})" if close else "")
+        )
