@@ -396,7 +396,7 @@ def check_limit(limit: int | None) -> int | None:
     return limit
 
 
-class DatasetSource(TaskSource):
+class DatasetSource(ListSource):
     """Tasks converted from dataset rows when the source is built.
 
     A row the converter rejects (KeyError/ValueError/TypeError), an unreadable line, or a repeated task id
@@ -480,18 +480,6 @@ class DatasetSource(TaskSource):
         )
         at = f"@{revision}" if revision else ""
         return cls(rows, to_task, name=f"{hub_id}{at} [{split}]", on_bad_row=on_bad_row, limit=limit)
-
-    def __len__(self) -> int:
-        return len(self._tasks)
-
-    @overload
-    def __getitem__(self, index: int) -> Task: ...
-    @overload
-    def __getitem__(self, index: slice) -> ListSource: ...
-    def __getitem__(self, index: int | slice) -> Task | ListSource:
-        if isinstance(index, slice):
-            return ListSource(self._tasks[index])
-        return self._tasks[index]
 
     def __repr__(self) -> str:
         skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
