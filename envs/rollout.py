@@ -10,6 +10,7 @@ incrementally (`chat_tokens.ChatTokens`): earlier tokens are never re-tokenised.
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -50,6 +51,8 @@ class Turn:
     reply: list[Message]
     verdict: Any = None
     info: dict[str, Any] = field(default_factory=dict)
+    step_seconds: float = 0.0
+    """Wall time of the environment's step (scoring: verifier, sandbox)."""
 
 
 @dataclass
@@ -180,6 +183,7 @@ def _start(
 def _advance(item: _Live, completion: Completion) -> bool:
     """Step one episode with the policy's completion; True when it has ended."""
     trajectory = item.trajectory
+    started = time.perf_counter()
     try:
         reply, reward, terminated, truncated, info = item.env.step(completion)
     except Exception as exc:
@@ -196,6 +200,7 @@ def _advance(item: _Live, completion: Completion) -> bool:
             reply=copy.deepcopy(reply),
             verdict=info.get("verdict"),
             info={k: v for k, v in info.items() if k not in ("rewards", "verdict")},
+            step_seconds=time.perf_counter() - started,
         )
     )
     if item.tokens is not None:

@@ -1,0 +1,97 @@
+"""Algorithm presets: each is a set of values for the pluggable pieces (ALGORITHMS.md), not a class.
+
+A preset fills the `AlgorithmConfig` fields left unset; anything set explicitly wins, so `dapo` with
+`clip_high=0.3` is DAPO with a wider upper clip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from rlvr.errors import ConfigError
+from rlvr.trainer.advantages import ADVANTAGE_NAMES
+from rlvr.trainer.losses import AGGREGATIONS, KL_ESTIMATORS, RATIO_LEVELS
+
+_BASE: dict[str, Any] = {
+    "advantage": "grpo",
+    "clip_low": 0.2,
+    "clip_high": 0.2,
+    "clip_ratio_c": None,
+    "ratio_level": "token",
+    "loss_agg": "seq_mean_token_mean",
+    "kl_coef": 0.0,
+    "kl_estimator": "k3",
+    "kl_in_reward": False,
+    "filter_groups": False,
+    "max_gen_batches": 1,
+    "mask_truncated": False,
+    "overlong_buffer": 0,
+    "overlong_penalty": 1.0,
+    "num_iterations": 1,
+    "minibatches": 1,
+}
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # DeepSeekMath GRPO: group-normalised advantage, PPO clip 0.2, per-sequence mean, k3 KL in the loss.
+    "grpo": {"kl_coef": 0.04},
+    # DAPO: clip-higher, dynamic sampling, token-level loss, soft overlong punishment, no KL.
+    "dapo": {
+        "clip_high": 0.28,
+        "loss_agg": "token_mean",
+        "filter_groups": True,
+        "max_gen_batches": 3,
+        "overlong_buffer": -1,  # -1: a quarter of rollout.max_tokens (resolved by the trainer)
+    },
+    # Dr. GRPO: no std division, sum over tokens normalised by a constant length.
+    "dr_grpo": {"advantage": "dr_grpo", "loss_agg": "seq_mean_token_sum_norm"},
+    # GSPO: sequence-level, length-normalised ratio with tiny clip ranges.
+    "gspo": {"ratio_level": "sequence", "clip_low": 3e-4, "clip_high": 4e-4},
+    # RLOO: leave-one-out baseline.
+    "rloo": {"advantage": "rloo", "loss_agg": "token_mean"},
+    # REINFORCE++: per-token KL penalty in the reward, return-to-go, batch-normalised advantage.
+    "reinforce_pp": {
+        "advantage": "reinforce_pp",
+        "kl_coef": 0.01,
+        "kl_estimator": "k1",
+        "kl_in_reward": True,
+        "loss_agg": "token_mean",
+    },
+    # ReMax: baseline = reward of the greedy completion of the same prompt.
+    "remax": {"advantage": "remax"},
+}
+
+
+def preset_values(name: str) -> dict[str, Any]:
+    if name not in PRESETS:
+        raise ConfigError(f"unknown algorithm preset {name!r}; choose one of {', '.join(PRESETS)}")
+    return {**_BASE, **PRESETS[name]}
+
+
+def resolve_algorithm(config: Any) -> Any:
+    """The config with unset fields taken from its preset, validated."""
+    values = preset_values(config.preset)
+    resolved = dataclasses.replace(config, **{k: v for k, v in values.items() if getattr(config, k) is None})
+    _validate(resolved)
+    return resolved
+
+
+def _validate(a: Any) -> None:
+    checks = [
+        (a.advantage in ADVANTAGE_NAMES, "advantage", f"one of {', '.join(ADVANTAGE_NAMES)}"),
+        (a.ratio_level in RATIO_LEVELS, "ratio_level", f"one of {', '.join(RATIO_LEVELS)}"),
+        (a.loss_agg in AGGREGATIONS, "loss_agg", f"one of {', '.join(AGGREGATIONS)}"),
+        (a.kl_estimator in KL_ESTIMATORS, "kl_estimator", f"one of {', '.join(KL_ESTIMATORS)}"),
+        (a.clip_low >= 0 and a.clip_high >= 0, "clip_low/clip_high", ">= 0"),
+        (a.clip_ratio_c is None or a.clip_ratio_c > 1, "clip_ratio_c", "> 1 or null"),
+        (a.kl_coef >= 0, "kl_coef", ">= 0"),
+        (a.max_gen_batches >= 1, "max_gen_batches", ">= 1"),
+        (a.overlong_buffer >= -1, "overlong_buffer", ">= 0 tokens, or -1 for max_tokens / 4"),
+        (a.num_iterations >= 1, "num_iterations", ">= 1"),
+        (a.minibatches >= 1, "minibatches", ">= 1"),
+    ]
+    for ok, name, expected in checks:
+        if not ok:
+            raise ConfigError(
+                f"algorithm.{name} = {getattr(a, name.split('/')[0])!r} is invalid: expected {expected}"
+            )

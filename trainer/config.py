@@ -1,0 +1,322 @@
+"""Run configuration: small dataclasses with a docstring per field, loaded from YAML with `key=value` overrides.
+
+    config = load_config("configs/quickstart.yaml", ["algorithm.clip_high=0.28", "run.steps=10"])
+
+Algorithm fields left unset (None) take their value from the preset (`algorithm.preset`, see `algorithms.py`);
+a value given in the file or on the command line wins over the preset.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import inspect
+import itertools
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from rlvr.errors import ConfigError
+
+
+@dataclass
+class ModelConfig:
+    name: str = "smollm2-135m-instruct"
+    """The policy: an HF model folder, a hub id in the local HF cache, or the embedded `smollm2-135m-instruct`."""
+    dtype: str = "float32"
+    """Training and generation dtype: float32, bfloat16 or float16 (bfloat16 on GPUs; float32 is faster on CPU)."""
+    device: str = "auto"
+    """`auto` (cuda when available, else cpu), `cpu`, `cuda`, or `cuda:N`."""
+    gradient_checkpointing: bool = False
+    """Recompute activations in the backward pass: less memory, ~30% more compute."""
+    threads: int = 0
+    """torch CPU threads (0: leave torch's default)."""
+
+
+@dataclass
+class EnvConfig:
+    suite: str = "rlvr/arithmetic-v0"
+    """Training environments, `id[:weight],...` (weights default to 1)."""
+    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """`make` keyword overrides per environment id, e.g. {"rlvr/arithmetic-v0": {"level": 2}}."""
+    eval_env: str = ""
+    """Held-out environment for greedy accuracy before and after training (empty: the suite's first id)."""
+    eval_overrides: dict[str, Any] = field(default_factory=lambda: {"split": "test"})
+    """`make` overrides of the held-out environment (default: its test split)."""
+    eval_tasks: int = 100
+    """Held-out tasks evaluated (task indices 0..eval_tasks-1); 0 disables the evaluation."""
+    eval_max_tokens: int = 0
+    """Token limit of the greedy evaluation (0: rollout.max_tokens)."""
+
+
+@dataclass
+class RolloutConfig:
+    engine: str = "hf"
+    """Generation engine: `hf` (transformers, CPU/GPU) or `vllm` (GPU, weights synced after each update)."""
+    prompts_per_step: int = 8
+    """Tasks per training step (each sampled `group_size` times)."""
+    group_size: int = 8
+    """Completions per task: the GRPO group G."""
+    max_tokens: int = 128
+    """Tokens generated per model turn (L_max of overlong shaping)."""
+    temperature: float = 1.0
+    """Sampling temperature; the training log-probs use the same temperature."""
+    top_p: float = 1.0
+    """Nucleus sampling mass."""
+    top_k: int = -1
+    """Top-k cut (-1: none)."""
+    max_batch_size: int = 64
+    """Rows decoded together by the hf engine."""
+    vllm_gpu_memory_utilization: float = 0.3
+    """GPU memory fraction vLLM may take when colocated with training."""
+
+
+@dataclass
+class AlgorithmConfig:
+    preset: str = "grpo"
+    """grpo, dapo, dr_grpo, gspo, rloo, reinforce_pp or remax: the defaults of the fields below."""
+    advantage: str | None = None
+    """Advantage estimator: grpo, dr_grpo, rloo, remax, reinforce_pp, gpg."""
+    clip_low: float | None = None
+    """Lower clip epsilon: ratios below 1 - clip_low are clipped (for negative advantages)."""
+    clip_high: float | None = None
+    """Upper clip epsilon (clip-higher when > clip_low): ratios above 1 + clip_high are clipped."""
+    clip_ratio_c: float | None = None
+    """Dual clip bound c > 1 for negative advantages (None: off)."""
+    ratio_level: str | None = None
+    """`token` (PPO/GRPO) or `sequence` (GSPO: length-normalised sequence ratio)."""
+    loss_agg: str | None = None
+    """token_mean, seq_mean_token_mean or seq_mean_token_sum_norm."""
+    kl_coef: float | None = None
+    """KL weight against the starting model (0: no reference model is loaded)."""
+    kl_estimator: str | None = None
+    """k1, k2 or k3."""
+    kl_in_reward: bool | None = None
+    """Subtract the KL from the reward (per token) instead of adding it to the loss."""
+    filter_groups: bool | None = None
+    """DAPO dynamic sampling: drop groups whose accuracy is all 0 or all 1 and draw more."""
+    max_gen_batches: int | None = None
+    """Dynamic sampling: generation batches drawn at most per step."""
+    mask_truncated: bool | None = None
+    """Overlong filtering: completions cut at max_tokens contribute no loss."""
+    overlong_buffer: int | None = None
+    """DAPO soft overlong punishment buffer L_cache in tokens (0: off)."""
+    overlong_penalty: float | None = None
+    """Scale of the overlong punishment."""
+    num_iterations: int | None = None
+    """Optimiser passes over each batch (1: pi_old is the detached current policy, no extra forward)."""
+    minibatches: int | None = None
+    """Optimiser steps per pass (the batch is split into this many minibatches)."""
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 1e-6
+    """AdamW learning rate."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    betas: tuple[float, float] = (0.9, 0.99)
+    """AdamW betas."""
+    schedule: str = "constant"
+    """Learning-rate schedule after warmup: constant, linear (to 0) or cosine (to 0)."""
+    warmup_steps: int = 0
+    """Optimiser steps of linear warmup from 0."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping by global norm (0: off)."""
+    micro_batch_size: int = 8
+    """Sequences per forward/backward; gradients accumulate over a minibatch."""
+
+
+@dataclass
+class RunConfig:
+    steps: int = 20
+    """Training steps (one step = one batch of prompts x group)."""
+    seed: int = 0
+    """Seeds the task draws, sampling and initialisation."""
+    output_dir: str = "runs/rlvr"
+    """Where metrics, samples, checkpoints and plots go."""
+    save_every: int = 10
+    """Checkpoint every N steps (0: only at the end)."""
+    keep_checkpoints: int = 2
+    """Checkpoints kept on disk (older ones are deleted)."""
+    sample_every: int = 5
+    """Write sample completions to samples.jsonl every N steps (0: never)."""
+    eval_every: int = 0
+    """Held-out greedy evaluation every N steps (0: only before and after training)."""
+    save_model: bool = True
+    """Save the final model as an HF folder in output_dir/final."""
+    tensorboard: bool = False
+    """Also log to TensorBoard (output_dir/tensorboard; needs `tensorboard`)."""
+    wandb: bool = False
+    """Also log to Weights & Biases (needs `wandb` and a login or WANDB_MODE=offline)."""
+    wandb_project: str = "rlvr"
+    """wandb project name."""
+    progress: bool = True
+    """Show a progress bar."""
+    plot: bool = True
+    """Write curves.png (reward and accuracy per step) at the end."""
+
+
+@dataclass
+class TrainConfig:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    """The policy model."""
+    env: EnvConfig = field(default_factory=EnvConfig)
+    """Training and held-out environments."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """Sampling."""
+    algorithm: AlgorithmConfig = field(default_factory=AlgorithmConfig)
+    """Advantage, clipping, aggregation, KL, dynamic sampling."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    """Optimiser and schedule."""
+    run: RunConfig = field(default_factory=RunConfig)
+    """Steps, seeds, outputs, logging."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """The config of a YAML file (or the defaults) with `section.key=value` overrides, validated and resolved."""
+    import yaml
+
+    data: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"no such config file: {path} (see configs/ for examples)")
+        try:
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path} must hold a mapping of sections, got {type(data).__name__}")
+    for item in overrides or []:
+        key, sep, text = item.partition("=")
+        if not sep or "." not in key:
+            raise ConfigError(f"override {item!r} must look like section.key=value (e.g. run.steps=10)")
+        section, _, name = key.partition(".")
+        try:
+            value = yaml.safe_load(text)
+        except yaml.YAMLError:
+            value = text
+        data.setdefault(section, {})
+        if not isinstance(data[section], dict):
+            raise ConfigError(f"section {section!r} must be a mapping")
+        data[section][name] = value
+    return from_dict(data)
+
+
+def from_dict(data: dict[str, Any]) -> TrainConfig:
+    from rlvr.trainer.algorithms import resolve_algorithm
+
+    _check_keys("config", data, list(SECTIONS))
+    parts = {}
+    for name, cls in SECTIONS.items():
+        values = data.get(name) or {}
+        if not isinstance(values, dict):
+            raise ConfigError(f"section {name!r} must be a mapping, got {values!r}")
+        _check_keys(name, values, [g.name for g in fields(cls)])
+        parts[name] = cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
+    config = TrainConfig(**parts)
+    config.algorithm = resolve_algorithm(config.algorithm)
+    validate(config)
+    return config
+
+
+def validate(config: TrainConfig) -> None:
+    """Raise ConfigError naming the first invalid value."""
+    r, o, run, m = config.rollout, config.optim, config.run, config.model
+    checks = [
+        (
+            m.dtype in ("float32", "bfloat16", "float16"),
+            "model.dtype",
+            m.dtype,
+            "float32, bfloat16 or float16",
+        ),
+        (r.engine in ("hf", "vllm"), "rollout.engine", r.engine, "hf or vllm"),
+        (r.prompts_per_step >= 1, "rollout.prompts_per_step", r.prompts_per_step, ">= 1"),
+        (r.group_size >= 1, "rollout.group_size", r.group_size, ">= 1"),
+        (r.max_tokens >= 1, "rollout.max_tokens", r.max_tokens, ">= 1"),
+        (r.temperature > 0, "rollout.temperature", r.temperature, "> 0 for training (sampling)"),
+        (0 < r.top_p <= 1, "rollout.top_p", r.top_p, "in (0, 1]"),
+        (o.lr > 0, "optim.lr", o.lr, "> 0"),
+        (
+            o.schedule in ("constant", "linear", "cosine"),
+            "optim.schedule",
+            o.schedule,
+            "constant/linear/cosine",
+        ),
+        (o.warmup_steps >= 0, "optim.warmup_steps", o.warmup_steps, ">= 0"),
+        (o.max_grad_norm >= 0, "optim.max_grad_norm", o.max_grad_norm, ">= 0"),
+        (o.micro_batch_size >= 1, "optim.micro_batch_size", o.micro_batch_size, ">= 1"),
+        (run.steps >= 1, "run.steps", run.steps, ">= 1"),
+        (run.save_every >= 0, "run.save_every", run.save_every, ">= 0"),
+        (run.keep_checkpoints >= 1, "run.keep_checkpoints", run.keep_checkpoints, ">= 1"),
+        (config.env.eval_tasks >= 0, "env.eval_tasks", config.env.eval_tasks, ">= 0"),
+    ]
+    for ok, name, value, expected in checks:
+        if not ok:
+            raise ConfigError(f"{name} = {value!r} is invalid: expected {expected}")
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Each field's docstring (the string literal under it), for `rlvr train --help-config` and the docs."""
+    tree = ast.parse(inspect.getsource(cls))
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for node, after in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(after, ast.Expr)
+            and isinstance(after.value, ast.Constant)
+        ):
+            docs[node.target.id] = str(after.value.value)  # type: ignore[union-attr]
+    return docs
+
+
+SECTIONS: dict[str, type] = {
+    "model": ModelConfig,
+    "env": EnvConfig,
+    "rollout": RolloutConfig,
+    "algorithm": AlgorithmConfig,
+    "optim": OptimConfig,
+    "run": RunConfig,
+}
+
+
+def _check_keys(section: str, values: dict[str, Any], known: list[str]) -> None:
+    for key in values:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else f"; known: {', '.join(known)}"
+            raise ConfigError(f"unknown key {key!r} in {section}{hint}")
+
+
+def _coerce(cls: type, name: str, value: Any) -> Any:
+    """YAML gives ints for floats, lists for tuples: convert those; reject other type mismatches clearly."""
+    default = next(f for f in fields(cls) if f.name == name)
+    kind = default.type if isinstance(default.type, str) else str(default.type)
+    if value is None:
+        if "None" in kind:
+            return None
+        raise ConfigError(f"{cls.__name__.removesuffix('Config').lower()}.{name} cannot be null")
+    if kind.startswith("float") and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if kind.startswith("float") and isinstance(value, str):  # YAML reads 1e-6 (no dot) as a string
+        try:
+            return float(value)
+        except ValueError:
+            pass
+    if kind.startswith("tuple") and isinstance(value, list):
+        return tuple(float(v) for v in value)
+    expected = {"int": int, "float": (int, float), "bool": bool, "str": str, "dict": dict}
+    base = kind.split("[")[0].split(" ")[0]
+    if (base in expected and not isinstance(value, expected[base])) or (
+        base == "int" and isinstance(value, bool)
+    ):
+        raise ConfigError(
+            f"{cls.__name__.removesuffix('Config').lower()}.{name} = {value!r} must be of type {kind}"
+        )
+    return value

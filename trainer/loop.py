@@ -1,0 +1,539 @@
+"""The training loop: sample tasks -> rollout -> rewards -> advantages -> batch -> update, with checkpoints.
+
+    train(config)  runs `config.run.steps` steps (resuming from the latest checkpoint when asked) and returns
+                   a TrainResult with the held-out greedy accuracy before and after.
+
+Under `torchrun` each rank draws its own tasks (its share of `prompts_per_step`), generates with its own copy
+of the model, and DDP averages the gradients; metrics are averaged over ranks and rank 0 writes the logs.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from rlvr.envs.rollout import Trajectory, rollout
+from rlvr.envs.suite import Suite, SuiteEntry, suite_metrics
+from rlvr.envs.types import Sampling
+from rlvr.errors import ConfigError
+from rlvr.trainer.advantages import group_advantages, reinforce_pp_advantages
+from rlvr.trainer.batch import build_batch, token_mask
+from rlvr.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from rlvr.trainer.config import TrainConfig
+from rlvr.trainer.distributed import Distributed
+from rlvr.trainer.dynamic_sampling import FillStats, fill_batch
+from rlvr.trainer.evaluate import HeldOutResult, held_out_accuracy
+from rlvr.trainer.logger import RunLogger, plot_curves
+from rlvr.trainer.losses import kl_penalty
+from rlvr.trainer.update import UpdateSettings, batch_logprobs, policy_update
+from rlvr.verifiers.length import OverlongConfig, overlong_penalty
+
+
+@dataclass
+class TrainResult:
+    """What a run produced."""
+
+    output_dir: Path
+    steps: int
+    before: HeldOutResult | None = None
+    after: HeldOutResult | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    seconds: float = 0.0
+
+
+@dataclass
+class Group:
+    """The samples of one task in one step."""
+
+    key: int
+    trajectories: list[Trajectory]
+    baseline: float | None = None  # ReMax: reward of the greedy completion
+
+    @property
+    def accuracies(self) -> list[float]:
+        return [float(t.solved) for t in self.trajectories]
+
+
+def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
+    """Run (or resume) a training run as configured."""
+    started = time.perf_counter()
+    dist = Distributed.from_env(config.model.device)
+    run = config.run
+    out = Path(run.output_dir)
+    if dist.is_main:
+        out.mkdir(parents=True, exist_ok=True)
+        _write_atomic(out / "config.json", json.dumps(config.to_dict(), indent=2))
+    if config.model.threads:
+        torch.set_num_threads(config.model.threads)
+    _seed_everything(run.seed + dist.rank)
+
+    from rlvr.trainer.engines.models import load_model, load_tokenizer
+
+    tokenizer = load_tokenizer(config.model.name)
+    model = load_model(config.model.name, dtype=config.model.dtype, device=dist.device)
+    if config.model.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    algo = config.algorithm
+    ref_model = _reference_model(model) if algo.kl_coef > 0 else None
+    engine = _make_engine(config, model, tokenizer)
+    optimizer = torch.optim.AdamW(
+        model.parameters(),
+        lr=config.optim.lr,
+        betas=config.optim.betas,
+        weight_decay=config.optim.weight_decay,
+    )
+    total_updates = run.steps * algo.num_iterations * algo.minibatches
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, total_updates))
+    trained = dist.wrap(model)
+    suite = Suite(
+        [
+            SuiteEntry(e.id, e.weight, config.env.overrides.get(e.id, {}))
+            for e in Suite.parse(config.env.suite).entries
+        ],
+        seed=run.seed * 1000 + dist.rank,
+    )
+
+    start_step, evals, state = 0, [], {}
+    checkpoints = out / "checkpoints"
+    if resume:
+        path = latest_checkpoint(checkpoints)
+        if path is None:
+            raise ConfigError(f"--resume: no checkpoint in {checkpoints}; start without --resume")
+        state = load_checkpoint(path, model, optimizer)
+        scheduler.load_state_dict(state["scheduler"])
+        suite.rng.bit_generator.state = (
+            state["suite_rng"][dist.rank] if dist.rank < len(state["suite_rng"]) else state["suite_rng"][0]
+        )
+        start_step, evals = state["step"], state.get("evals", [])
+        if engine.name != "hf":
+            engine.load_weights(model.state_dict().items())
+    logger = (
+        RunLogger(
+            out,
+            tensorboard=run.tensorboard and dist.is_main,
+            wandb=run.wandb and dist.is_main,
+            project=run.wandb_project,
+            config=config.to_dict(),
+            resume_step=start_step,
+        )
+        if dist.is_main
+        else None
+    )
+
+    eval_env = config.env.eval_env or suite.ids[0]
+    eval_tokens = config.env.eval_max_tokens or config.rollout.max_tokens
+
+    def evaluate(step: int) -> HeldOutResult | None:
+        if config.env.eval_tasks == 0 or not dist.is_main:
+            return None
+        result = held_out_accuracy(
+            engine, eval_env, config.env.eval_overrides, config.env.eval_tasks, eval_tokens, tokenizer
+        )
+        evals.append(
+            {"step": step, "accuracy": result.accuracy, "solved": result.solved, "tasks": result.tasks}
+        )
+        _say(
+            f"held-out greedy accuracy at step {step}: {result.accuracy:.3f} ({result.solved}/{result.tasks} "
+            f"tasks of {eval_env}, {result.seconds:.0f} s)"
+        )
+        return result
+
+    before = None
+    if start_step == 0:
+        before = evaluate(0)
+    elif evals:
+        before = HeldOutResult(eval_env, evals[0]["tasks"], evals[0]["solved"], math.nan, math.nan, 0.0)
+
+    settings = _update_settings(config)
+    bar = _progress(run.progress and dist.is_main, start_step, run.steps)
+    for step in range(start_step + 1, run.steps + 1):
+        metrics = _train_step(
+            step,
+            config,
+            suite,
+            engine,
+            trained,
+            model,
+            ref_model,
+            optimizer,
+            scheduler,
+            settings,
+            tokenizer,
+            dist,
+            logger,
+        )
+        if logger is not None:
+            logger.log(step, metrics)
+        if run.eval_every and step % run.eval_every == 0 and step != run.steps:
+            evaluate(step)
+        if (run.save_every and step % run.save_every == 0) or step == run.steps:
+            state = {
+                "scheduler": scheduler.state_dict(),
+                "suite_rng": dist.gather_object(suite.rng.bit_generator.state),
+                "evals": evals,
+            }
+            if dist.is_main:
+                save_checkpoint(checkpoints, step, model, optimizer, state, keep=run.keep_checkpoints)
+            dist.barrier()
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(reward=f"{metrics['reward/mean']:.2f}", acc=f"{metrics['accuracy']:.2f}")
+    if bar is not None:
+        bar.close()
+
+    after = evaluate(run.steps)
+    history = logger.history() if logger is not None else []
+    if dist.is_main:
+        if run.plot and history:
+            plot_curves(history, out / "curves.png", evals)
+        if run.save_model:
+            model.save_pretrained(out / "final")
+            tokenizer.save_pretrained(out / "final")
+        summary = {
+            "steps": run.steps,
+            "before": dataclasses.asdict(before) if before else None,
+            "after": dataclasses.asdict(after) if after else None,
+            "evals": evals,
+            "seconds": time.perf_counter() - started,
+        }
+        _write_atomic(out / "summary.json", json.dumps(summary, indent=2))
+    if logger is not None:
+        logger.close()
+    engine.close()
+    dist.close()
+    return TrainResult(out, run.steps, before, after, history, time.perf_counter() - started)
+
+
+def _train_step(
+    step: int,
+    config: TrainConfig,
+    suite: Suite,
+    engine: Any,
+    trained: Any,
+    model: Any,
+    ref_model: Any,
+    optimizer: Any,
+    scheduler: Any,
+    settings: UpdateSettings,
+    tokenizer: Any,
+    dist: Any,
+    logger: Any,
+) -> dict[str, float]:
+    algo, r = config.algorithm, config.rollout
+    t0 = time.perf_counter()
+    prompts = _share(r.prompts_per_step, dist)
+    draws_made = [0]
+
+    def draw() -> list[Group]:
+        draws_made[0] += 1
+        seed = (config.run.seed * 1_000_003 + step * 101 + draws_made[0]) * 64 + dist.rank
+        return _generate_groups(suite, engine, prompts, r, seed, tokenizer, remax=algo.advantage == "remax")
+
+    drawn: list[Group] = []
+
+    def recording_draw() -> list[Group]:
+        groups = draw()
+        drawn.extend(groups)
+        return groups
+
+    if algo.filter_groups:
+        groups, fill = fill_batch(recording_draw, prompts, algo.max_gen_batches, _informative)
+    else:
+        groups = recording_draw()
+        fill = FillStats(1, len(groups), len(groups), True)
+    generation_s = time.perf_counter() - t0
+
+    trajectories = [t for g in groups for t in g.trajectories]
+    sampled = [t for g in drawn for t in g.trajectories]
+    metrics = _rollout_metrics(sampled, drawn, fill, config)
+    metrics["time/generation_s"] = generation_s
+    generated = sum(_policy_tokens(t) for t in sampled)
+
+    t1 = time.perf_counter()
+    update_metrics: dict[str, float] = {}
+    if (
+        min(dist.gather_object(len(trajectories))) >= algo.minibatches
+    ):  # ranks train together or skip together
+        batch, ref_logprobs = _make_batch(groups, trajectories, config, ref_model, tokenizer, settings)
+        update_metrics = policy_update(
+            trained,
+            optimizer,
+            scheduler,
+            batch,
+            settings,
+            ref_logprobs=ref_logprobs,
+            all_reduce=dist.all_reduce_sum,
+            world_size=dist.world_size,
+        )
+        if engine.name != "hf":  # hf shares the trained model object; others receive the new weights
+            engine.load_weights(model.state_dict().items())
+    training_s = time.perf_counter() - t1
+    metrics.update(update_metrics)
+    metrics["lr"] = scheduler.get_last_lr()[0]
+    metrics["time/training_s"] = training_s
+    metrics["time/step_s"] = time.perf_counter() - t0
+    metrics["tokens_per_s/generation"] = generated / max(generation_s, 1e-9)
+    metrics["tokens_per_s/training"] = sum(len(t.token_ids) for t in trajectories) / max(training_s, 1e-9)
+    metrics["batch/trajectories"] = float(len(trajectories))
+    metrics = dist.mean_metrics(metrics)
+    if logger is not None and config.run.sample_every and step % config.run.sample_every == 0:
+        logger.samples(step, [_sample_row(t) for t in sampled[: config.rollout.group_size]])
+    return metrics
+
+
+def _generate_groups(
+    suite: Suite, engine: Any, prompts: int, r: Any, seed: int, tokenizer: Any, *, remax: bool
+) -> list[Group]:
+    draws = suite.sample(prompts)
+    expanded = [d for d in draws for _ in range(r.group_size)]
+    envs, options = suite.episodes(expanded)
+    sampling = Sampling(
+        max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k, seed=seed
+    )
+    trajectories = rollout(
+        envs,
+        engine,
+        options=options,
+        groups=[i // r.group_size for i in range(len(expanded))],
+        sampling=sampling,
+        tokenizer=tokenizer,
+    )
+    groups = [Group(i, trajectories[i * r.group_size : (i + 1) * r.group_size]) for i in range(prompts)]
+    if remax:
+        greedy_envs, greedy_options = suite.episodes(draws)
+        greedy = rollout(
+            greedy_envs,
+            engine,
+            options=greedy_options,
+            sampling=dataclasses.replace(sampling, temperature=0.0),
+            tokenizer=tokenizer,
+        )
+        for group, baseline in zip(groups, greedy, strict=True):
+            group.baseline = baseline.reward
+    return groups
+
+
+def _informative(group: Group) -> bool:
+    return len(set(group.accuracies)) > 1
+
+
+def _rewards(trajectories: Sequence[Trajectory], config: TrainConfig) -> torch.Tensor:
+    """Episode returns plus DAPO's soft overlong punishment per model turn when configured."""
+    buffer = config.algorithm.overlong_buffer
+    if buffer == -1:
+        buffer = max(1, config.rollout.max_tokens // 4)
+    shaping = (
+        OverlongConfig(config.rollout.max_tokens, buffer, config.algorithm.overlong_penalty)
+        if buffer
+        else None
+    )
+    values = []
+    for t in trajectories:
+        reward = t.reward
+        if shaping is not None:
+            reward += sum(overlong_penalty(turn.completion.num_tokens or 0, shaping) for turn in t.turns)
+        values.append(reward)
+    return torch.tensor(values, dtype=torch.float)
+
+
+def _make_batch(
+    groups: list[Group],
+    trajectories: list[Trajectory],
+    config: TrainConfig,
+    ref_model: Any,
+    tokenizer: Any,
+    settings: UpdateSettings,
+) -> tuple[Any, torch.Tensor | None]:
+    algo = config.algorithm
+    rewards = _rewards(trajectories, config)
+    group_ids = torch.tensor([g.key for g in groups for _ in g.trajectories])
+    drop = [algo.mask_truncated and _cut_at_length(t) for t in trajectories] if algo.mask_truncated else None
+    pad_id = tokenizer.pad_token_id
+    batch = build_batch(trajectories, torch.zeros(len(trajectories)), pad_id=pad_id, drop=drop)
+    ref_logprobs = None
+    if ref_model is not None:
+        ref_logprobs = batch_logprobs(ref_model, batch, settings.temperature, settings.micro_batch_size)
+    token_kl = None
+    if ref_logprobs is not None and algo.kl_in_reward:
+        token_kl = kl_penalty(batch.tail(batch.old_logprobs), ref_logprobs, algo.kl_estimator) * batch.tail(
+            batch.loss_mask
+        )
+    if algo.advantage == "reinforce_pp":
+        mask = token_mask(trajectories)
+        full_kl = None
+        if token_kl is not None:
+            full_kl = torch.zeros_like(mask)
+            full_kl[:, mask.shape[1] - batch.span :] = token_kl
+        batch.advantages = reinforce_pp_advantages(
+            rewards, mask, full_kl, algo.kl_coef if algo.kl_in_reward else 0.0
+        )
+    else:
+        if token_kl is not None:
+            rewards = rewards - algo.kl_coef * token_kl.sum(dim=1)
+        baselines = None
+        if algo.advantage == "remax":
+            baselines = torch.tensor([g.baseline for g in groups for _ in g.trajectories], dtype=torch.float)
+        batch.advantages = group_advantages(rewards, group_ids, algo.advantage, baselines=baselines)
+    return batch.to(
+        next(ref_model.parameters()).device if ref_model is not None else batch.input_ids.device
+    ), ref_logprobs
+
+
+def _rollout_metrics(
+    sampled: list[Trajectory], drawn: list[Group], fill: FillStats, config: TrainConfig
+) -> dict[str, float]:
+    rewards = _rewards(sampled, config)
+    lengths = np.array([_policy_tokens(t) for t in sampled], dtype=float)
+    zero_variance = [len(set(g.accuracies)) == 1 for g in drawn]
+    metrics: dict[str, float] = {
+        "reward/mean": float(rewards.mean()),
+        "reward/std": float(rewards.std()) if len(rewards) > 1 else 0.0,
+        "accuracy": float(np.mean([t.solved for t in sampled])),
+        "groups/zero_variance_frac": float(np.mean(zero_variance)),
+        "groups/all_correct_frac": float(np.mean([all(a == 1 for a in g.accuracies) for g in drawn])),
+        "groups/drawn": float(fill.groups_drawn),
+        "groups/kept": float(min(fill.groups_kept, config.rollout.prompts_per_step)),
+        "groups/gen_batches": float(fill.batches_drawn),
+        "length/mean": float(lengths.mean()),
+        "length/max": float(lengths.max()),
+        "length/truncated_frac": float(np.mean([_cut_at_length(t) for t in sampled])),
+        "turns/mean": float(np.mean([len(t.turns) for t in sampled])),
+    }
+    for key, value in suite_metrics(sampled).items():
+        if "/rewards/" in key or key.endswith(("/solved", "/reward")):
+            metrics[f"env/{key}"] = value
+    verdicts = [turn.verdict for t in sampled for turn in t.turns if turn.verdict is not None]
+    reasons = [getattr(v, "reason", None) for v in verdicts]
+    metrics["verifier/timeout_frac"] = float(np.mean([r == "timeout" for r in reasons])) if reasons else 0.0
+    step_times = [turn.step_seconds for t in sampled for turn in t.turns]
+    step_times = [s for s in step_times if s is not None]
+    if step_times:
+        metrics["verifier/latency_ms"] = 1000 * float(np.mean(step_times))
+    return metrics
+
+
+def _policy_tokens(trajectory: Trajectory) -> int:
+    return sum(turn.completion.num_tokens or 0 for turn in trajectory.turns)
+
+
+def _sample_row(t: Trajectory) -> dict[str, Any]:
+    return {
+        "env": t.env_id,
+        "task": t.task_id,
+        "prompt": next((m["content"] for m in t.messages if m["role"] == "user"), ""),
+        "completion": t.turns[-1].completion.text if t.turns else "",
+        "reward": t.reward,
+        "solved": t.solved,
+    }
+
+
+def _update_settings(config: TrainConfig) -> UpdateSettings:
+    a, o, r = config.algorithm, config.optim, config.rollout
+    return UpdateSettings(
+        clip_low=a.clip_low,
+        clip_high=a.clip_high,
+        clip_ratio_c=a.clip_ratio_c,
+        ratio_level=a.ratio_level,
+        loss_agg=a.loss_agg,
+        loss_max_length=r.max_tokens,
+        kl_coef=a.kl_coef,
+        kl_estimator=a.kl_estimator,
+        kl_in_loss=a.kl_coef > 0 and not a.kl_in_reward,
+        num_iterations=a.num_iterations,
+        minibatches=a.minibatches,
+        micro_batch_size=o.micro_batch_size,
+        max_grad_norm=o.max_grad_norm,
+        temperature=r.temperature,
+    )
+
+
+def _schedule(config: TrainConfig, total: int) -> Any:
+    warmup, kind = config.optim.warmup_steps, config.optim.schedule
+
+    def factor(update: int) -> float:
+        if warmup and update < warmup:
+            return (update + 1) / warmup
+        progress = min(1.0, (update - warmup) / max(1, total - warmup))
+        if kind == "linear":
+            return 1.0 - progress
+        if kind == "cosine":
+            return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 1.0
+
+    return factor
+
+
+def _reference_model(model: Any) -> Any:
+    reference = copy.deepcopy(model)
+    reference.eval()
+    for p in reference.parameters():
+        p.requires_grad_(False)
+    return reference
+
+
+def _make_engine(config: TrainConfig, model: Any, tokenizer: Any) -> Any:
+    r = config.rollout
+    if r.engine == "hf":
+        from rlvr.trainer.engines.hf import HFEngine
+
+        return HFEngine(model, tokenizer, max_batch_size=r.max_batch_size)
+    from rlvr.trainer.engines.models import resolve_model
+    from rlvr.trainer.engines.vllm_engine import VLLMEngine
+
+    return VLLMEngine(
+        resolve_model(config.model.name),
+        gpu_memory_utilization=r.vllm_gpu_memory_utilization,
+        dtype=config.model.dtype,
+        seed=config.run.seed,
+    )
+
+
+def _share(total: int, dist: Any) -> int:
+    if total % dist.world_size:
+        raise ConfigError(
+            f"rollout.prompts_per_step={total} must divide evenly over {dist.world_size} processes"
+        )
+    return total // dist.world_size
+
+
+def _seed_everything(seed: int) -> None:
+    import random
+
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _progress(enabled: bool, start: int, total: int) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=start, desc="training", unit="step", file=sys.stderr)
+
+
+def _say(text: str) -> None:
+    print(f"rlvr: {text}", file=sys.stderr, flush=True)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _cut_at_length(trajectory: Trajectory) -> bool:
+    """True when a model turn stopped at the token limit (overlong filtering drops such trajectories)."""
+    return any(turn.completion.truncated for turn in trajectory.turns)
