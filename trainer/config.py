@@ -25,7 +25,8 @@ class ModelConfig:
     name: str = "smollm2-135m-instruct"
     """The policy: an HF model folder, a hub id in the local HF cache, or the embedded `smollm2-135m-instruct`."""
     dtype: str = "float32"
-    """Training and generation dtype: float32, bfloat16 or float16 (bfloat16 on GPUs; float32 is faster on CPU)."""
+    """Weights dtype for training and generation: float32, bfloat16 or float16 (half precision halves memory, but
+    with small learning rates bf16 weights drop updates smaller than their resolution: prefer float32 when it fits)."""
     device: str = "auto"
     """`auto` (cuda when available, else cpu), `cpu`, `cuda`, or `cuda:N`."""
     gradient_checkpointing: bool = False

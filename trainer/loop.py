@@ -262,10 +262,10 @@ def _train_step(
     generated = sum(_policy_tokens(t) for t in sampled)
 
     t1 = time.perf_counter()
+    _engine_sleep(engine)  # vLLM on GPU: free its KV cache (and move its weights off) during the update
     update_metrics: dict[str, float] = {}
-    if (
-        min(dist.gather_object(len(trajectories))) >= algo.minibatches
-    ):  # ranks train together or skip together
+    trainable = min(dist.gather_object(len(trajectories))) >= algo.minibatches  # all ranks train, or none
+    if trainable:
         batch, ref_logprobs = _make_batch(groups, trajectories, config, ref_model, tokenizer, settings)
         update_metrics = policy_update(
             trained,
@@ -277,8 +277,9 @@ def _train_step(
             all_reduce=dist.all_reduce_sum,
             world_size=dist.world_size,
         )
-        if engine.name != "hf":  # hf shares the trained model object; others receive the new weights
-            engine.load_weights(model.state_dict().items())
+    _engine_wake_up(engine)
+    if engine.name != "hf" and update_metrics:  # hf shares the trained model object; vllm gets the new weights
+        engine.load_weights(model.state_dict().items())
     training_s = time.perf_counter() - t1
     metrics.update(update_metrics)
     metrics["lr"] = scheduler.get_last_lr()[0]
@@ -532,6 +533,16 @@ def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(text, encoding="utf-8")
     os.replace(tmp, path)
+
+
+def _engine_sleep(engine: Any) -> None:
+    if hasattr(engine, "sleep"):
+        engine.sleep()
+
+
+def _engine_wake_up(engine: Any) -> None:
+    if hasattr(engine, "wake_up"):
+        engine.wake_up()
 
 
 def _cut_at_length(trajectory: Trajectory) -> bool:

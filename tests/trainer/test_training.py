@@ -173,3 +173,53 @@ def test_sigkill_loses_at_most_the_steps_since_the_last_checkpoint(tiny_model_fo
     )
     assert resumed.returncode == 0
     assert [m["step"] for m in read_metrics(tmp_path)] == list(range(1, saved + 3))
+
+
+DOCS = (HERE.parents[1] / "docs" / "TRAINING.md").read_text(encoding="utf-8")
+
+
+def test_every_logged_metric_is_documented(tiny_model_folder, tmp_path):
+    train(tiny_config(tiny_model_folder, tmp_path, "algorithm.preset=grpo", "run.steps=1"))
+    keys = set(read_metrics(tmp_path)[0]) - {"step"}
+    documented = {key if not key.startswith("env/") else "env/<id>/" + key.rsplit("/", 1)[-1] for key in keys}
+    missing = sorted(
+        key
+        for key in documented
+        if f"`{key}`" not in DOCS and not (key.startswith("env/<id>/") and "`env/<id>/" in DOCS)
+    )
+    assert not missing, f"metrics missing from docs/TRAINING.md: {missing}"
+
+
+def test_every_config_field_is_documented():
+    from rlvr.trainer.config import SECTIONS
+
+    missing = [
+        f"{section}.{name}"
+        for section, cls in SECTIONS.items()
+        for name in cls.__dataclass_fields__
+        if f"| `{name}` |" not in DOCS
+    ]
+    assert not missing, f"config fields missing from docs/TRAINING.md: {missing}"
+
+
+def test_tensorboard_wandb_gradient_checkpointing_and_bf16(tiny_model_folder, tmp_path, monkeypatch):
+    """The optional paths: TensorBoard and wandb (offline) logging, gradient checkpointing, bfloat16 weights."""
+    pytest.importorskip("tensorboard", reason="tensorboard is in the tracking extra (part of dev)")
+    pytest.importorskip("wandb", reason="wandb is in the tracking extra (part of dev)")
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    config = tiny_config(
+        tiny_model_folder,
+        tmp_path,
+        "run.steps=1",
+        "run.tensorboard=true",
+        "run.wandb=true",
+        "model.gradient_checkpointing=true",
+        "model.dtype=bfloat16",
+    )
+    train(config)
+    assert math.isfinite(read_metrics(tmp_path)[0]["loss"])
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((tmp_path / "wandb").glob("offline-run-*"))
+    after = weights(tmp_path / "checkpoints" / "step-000001")
+    assert all(t.dtype == torch.bfloat16 for t in after.values())

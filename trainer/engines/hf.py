@@ -4,7 +4,9 @@ Why not `model.generate`: per step it runs a chain of logits processors and stop
 batch, keeps finished rows in the batch until the last one ends, and re-checks stop strings on full texts. This
 loop does only what sampling needs: one forward per step on the *unfinished* rows (finished rows are dropped
 from the batch and from the KV cache), then temperature, top-k and top-p on the last logits, one draw, the
-sampled token's log-probability, and an incremental stop-string check on the tail of each row.
+sampled token's log-probability, and an incremental stop-string check on the tail of each row. Samples of the
+same prompt (a GRPO group, `n > 1`) share its prefill: each distinct prompt runs through the model once and its
+KV cache rows are copied to its samples, so the prefill costs 1/G of a naive batch.
 
 Left padding: prompts are right-aligned, the attention mask hides the pads and position ids count real tokens
 only, so each row sees exactly its own prompt.
@@ -21,9 +23,6 @@ import torch
 from rlvr.envs.chat_tokens import ChatTokens
 from rlvr.envs.types import Completion, Message, Sampling
 from rlvr.trainer.engines.base import check_n
-
-_PRUNE_FRACTION = 0.25
-"""Drop finished rows from the batch (and cache) once at least this fraction of the live rows has finished."""
 
 
 class HFEngine:
@@ -128,10 +127,14 @@ class HFEngine:
         self.model.eval()
         device = self.device
         batch = len(prompts)
-        width = max(len(p) for p in prompts)
-        input_ids = torch.full((batch, width), self.pad_id, dtype=torch.long, device=device)
-        attention = torch.zeros((batch, width), dtype=torch.long, device=device)
-        for row, ids in enumerate(prompts):
+        # A GRPO group repeats one prompt G times: prefill each distinct prompt once, then copy its KV cache rows.
+        distinct: dict[tuple[int, ...], int] = {}
+        source = [distinct.setdefault(tuple(ids), len(distinct)) for ids in prompts]  # row -> distinct prompt
+        unique = [list(ids) for ids in distinct]
+        width = max(len(p) for p in unique)
+        input_ids = torch.full((len(unique), width), self.pad_id, dtype=torch.long, device=device)
+        attention = torch.zeros((len(unique), width), dtype=torch.long, device=device)
+        for row, ids in enumerate(unique):
             input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long, device=device)
             attention[row, width - len(ids) :] = 1
         positions = (attention.cumsum(-1) - 1).clamp(min=0)
@@ -142,21 +145,23 @@ class HFEngine:
         finish = ["length"] * batch
         cut_text: list[str | None] = [None] * batch
         rows = torch.arange(batch, device=device)  # original row of each live batch row
+        padded = bool((attention == 0).any())  # without padding the mask is all ones: let attention skip it
         logits = self.model(
             input_ids=input_ids,
-            attention_mask=attention,
+            attention_mask=attention if padded else None,
             position_ids=positions,
             past_key_values=cache,
             logits_to_keep=1,
         ).logits[:, -1, :]
+        if len(unique) < batch:
+            expand = torch.tensor(source, device=device)
+            cache.batch_select_indices(expand)
+            logits, attention, positions = logits[expand], attention[expand], positions[expand]
         for _ in range(sampling.max_tokens):
             token, token_logprob = _sample(logits.float(), sampling, generator)  # (B,), (B,)
             done = torch.isin(token, eos)
             token_list, logprob_list, done_list = token.tolist(), token_logprob.tolist(), done.tolist()
             for live, row in enumerate(rows.tolist()):
-                if row < 0:  # finished earlier, still in the batch until enough rows finish to prune
-                    done_list[live] = True
-                    continue
                 tokens[row].append(token_list[live])
                 logprobs[row].append(logprob_list[live])
                 if done_list[live]:
@@ -172,7 +177,7 @@ class HFEngine:
             attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
             positions = positions[:, -1:] + 1
             token = token[:, None]
-            if len(keep) <= (1 - _PRUNE_FRACTION) * len(done_list):
+            if len(keep) < len(done_list):  # drop finished rows: copying the cache costs far less than a step
                 index = torch.tensor(keep, device=device)
                 cache.batch_select_indices(index)
                 rows, attention, positions, token = (
@@ -181,10 +186,11 @@ class HFEngine:
                     positions[index],
                     token[index],
                 )
-            else:
-                rows = rows.masked_fill(torch.tensor(done_list, device=device), -1)
             logits = self.model(
-                input_ids=token, attention_mask=attention, position_ids=positions, past_key_values=cache
+                input_ids=token,
+                attention_mask=attention if padded else None,
+                position_ids=positions,
+                past_key_values=cache,
             ).logits[:, -1, :]
         if was_training:
             self.model.train()
