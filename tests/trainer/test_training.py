@@ -133,7 +133,8 @@ def test_sigkill_loses_at_most_the_steps_since_the_last_checkpoint(tiny_model_fo
     script = (
         "import sys; sys.path.insert(0, sys.argv[1]); import trainer_envs\n"
         "from rlvr.trainer.config import load_config; from rlvr.trainer.loop import train\n"
-        "train(load_config(None, sys.argv[2:]), resume='--resume' in sys.argv)\n"
+        "overrides = [a for a in sys.argv[2:] if a != '--resume']\n"
+        "train(load_config(None, overrides), resume='--resume' in sys.argv)\n"
     )
     args = [
         f"model.name={tiny_model_folder}",
