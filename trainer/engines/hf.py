@@ -102,6 +102,10 @@ class HFEngine:
     ) -> list[Completion]:
         sampling = sampling or Sampling()
         check_n(n)
+        if prompt_token_ids is not None and len(prompt_token_ids) != len(conversations):
+            raise ValueError(
+                f"{len(prompt_token_ids)} prompt_token_ids for {len(conversations)} conversations"
+            )
         if prompt_token_ids is None:
             tools = list(tools) if tools is not None else [None] * len(conversations)
             prompt_token_ids = [self.prompt_ids(c, t) for c, t in zip(conversations, tools, strict=True)]
@@ -121,10 +125,19 @@ class HFEngine:
         self, prompts: list[list[int]], sampling: Sampling, generator: torch.Generator | None = None
     ) -> list[Completion]:
         """Sample one completion per prompt (token ids). Logprobs are of the temperature-scaled distribution."""
-        from transformers import DynamicCache
-
         was_training = self.model.training
         self.model.eval()
+        try:
+            return self._decode(prompts, sampling, generator)
+        finally:
+            if was_training:
+                self.model.train()
+
+    def _decode(
+        self, prompts: list[list[int]], sampling: Sampling, generator: torch.Generator | None
+    ) -> list[Completion]:
+        from transformers import DynamicCache
+
         device = self.device
         batch = len(prompts)
         # A GRPO group repeats one prompt G times: prefill each distinct prompt once, then copy its KV cache rows.
@@ -157,7 +170,7 @@ class HFEngine:
             expand = torch.tensor(source, device=device)
             cache.batch_select_indices(expand)
             logits, attention, positions = logits[expand], attention[expand], positions[expand]
-        for _ in range(sampling.max_tokens):
+        for step in range(sampling.max_tokens):
             token, token_logprob = _sample(logits.float(), sampling, generator)  # (B,), (B,)
             done = torch.isin(token, eos)
             token_list, logprob_list, done_list = token.tolist(), token_logprob.tolist(), done.tolist()
@@ -172,7 +185,7 @@ class HFEngine:
                         cut_text[row], finish[row] = cut, "stop"
                         done_list[live] = True
             keep = [i for i, d in enumerate(done_list) if not d]
-            if not keep:
+            if not keep or step == sampling.max_tokens - 1:  # no forward whose logits nobody samples
                 break
             attention = torch.cat([attention, torch.ones_like(attention[:, :1])], dim=1)
             positions = positions[:, -1:] + 1
@@ -192,18 +205,17 @@ class HFEngine:
                 position_ids=positions,
                 past_key_values=cache,
             ).logits[:, -1, :]
-        if was_training:
-            self.model.train()
         return [self._completion(tokens[i], logprobs[i], finish[i], cut_text[i]) for i in range(batch)]
 
     def _stop_cut(self, ids: list[int], stops: Sequence[str]) -> str | None:
         """The text before the first stop string, when the newest token completed one."""
-        tail = self.tokenizer.decode(ids[-8:], skip_special_tokens=True)
+        window = max(8, max(len(stop) for stop in stops) + 2)  # a token holds at least one character
+        tail = self.tokenizer.decode(ids[-window:], skip_special_tokens=True)
         if not any(stop in tail for stop in stops):
             return None
         text = self.tokenizer.decode(ids, skip_special_tokens=True)
         positions = [text.find(stop) for stop in stops if stop in text]
-        return text[: min(positions)]
+        return text[: min(positions)] if positions else None
 
     def _completion(self, ids: list[int], logprobs: list[float], finish: str, cut: str | None) -> Completion:
         text = cut if cut is not None else self.tokenizer.decode(ids, skip_special_tokens=True)
@@ -223,6 +235,7 @@ def _sample(
     if sampling.top_k > 0 and sampling.top_k < logp.shape[-1]:
         kth = torch.topk(filtered, sampling.top_k, dim=-1).values[:, -1:]
         filtered = filtered.masked_fill(filtered < kth, float("-inf"))
+        filtered = torch.log_softmax(filtered, dim=-1)  # renormalise, so top-p measures mass among the top k
     if sampling.top_p < 1.0:
         sorted_logp, order = torch.sort(filtered, dim=-1, descending=True)
         cumulative = sorted_logp.exp().cumsum(dim=-1)
