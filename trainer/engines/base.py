@@ -49,3 +49,39 @@ def check_n(n: int) -> int:
     if not isinstance(n, int) or n < 1:
         raise ValueError(f"n (samples per conversation) must be an integer >= 1, got {n!r}")
     return n
+
+
+class ChatPrompts:
+    """Prompt token ids of chat conversations, for engines that tokenise themselves (hf, vllm): the chat template
+    with the generation prompt, one incremental renderer (`ChatTokens`) per distinct tool list."""
+
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self._chat: dict[str, Any] = {}
+
+    def prompt_ids(self, conversation: list[Message], tools: list[dict[str, Any]] | None = None) -> list[int]:
+        from rlvr.envs.chat_tokens import ChatTokens
+
+        key = repr(tools) if tools else ""
+        if key not in self._chat:
+            self._chat[key] = ChatTokens(self.tokenizer, tools)
+        return self._chat[key].prompt_ids(conversation)
+
+    def batch(
+        self,
+        conversations: Sequence[list[Message]],
+        tools: Sequence[list[dict[str, Any]] | None] | None,
+        prompt_token_ids: Sequence[list[int]] | None,
+    ) -> list[list[int]]:
+        """`prompt_token_ids` when given (checked against the conversations), else the rendered conversations."""
+        if prompt_token_ids is not None:
+            if len(prompt_token_ids) != len(conversations):
+                raise ValueError(
+                    f"{len(prompt_token_ids)} prompt_token_ids for {len(conversations)} conversations"
+                )
+            return [list(ids) for ids in prompt_token_ids]
+        tools = list(tools) if tools is not None else [None] * len(conversations)
+        return [self.prompt_ids(c, t) for c, t in zip(conversations, tools, strict=True)]
+
+    def clear(self) -> None:
+        self._chat.clear()

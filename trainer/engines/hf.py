@@ -20,9 +20,8 @@ from typing import Any
 
 import torch
 
-from rlvr.envs.chat_tokens import ChatTokens
 from rlvr.envs.types import Completion, Message, Sampling
-from rlvr.trainer.engines.base import check_n
+from rlvr.trainer.engines.base import ChatPrompts, check_n
 
 
 class HFEngine:
@@ -58,7 +57,7 @@ class HFEngine:
         self.max_batch_size = max_batch_size
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
         self.eos_ids = _eos_ids(model, tokenizer)
-        self._chat: dict[str, ChatTokens] = {}
+        self._prompts = ChatPrompts(self.tokenizer)
 
     @property
     def device(self) -> torch.device:
@@ -74,7 +73,7 @@ class HFEngine:
         }
 
     def close(self) -> None:
-        self._chat.clear()
+        self._prompts.clear()
 
     def load_weights(self, named_tensors: Iterable[tuple[str, Any]]) -> None:
         """Copy weights in place (a no-op when the trainer shares this engine's model object)."""
@@ -85,10 +84,7 @@ class HFEngine:
                     params[name].copy_(tensor)
 
     def prompt_ids(self, conversation: list[Message], tools: list[dict[str, Any]] | None = None) -> list[int]:
-        key = repr(tools) if tools else ""
-        if key not in self._chat:
-            self._chat[key] = ChatTokens(self.tokenizer, tools)
-        return self._chat[key].prompt_ids(conversation)
+        return self._prompts.prompt_ids(conversation, tools)
 
     def generate(
         self,
@@ -102,14 +98,9 @@ class HFEngine:
     ) -> list[Completion]:
         sampling = sampling or Sampling()
         check_n(n)
-        if prompt_token_ids is not None and len(prompt_token_ids) != len(conversations):
-            raise ValueError(
-                f"{len(prompt_token_ids)} prompt_token_ids for {len(conversations)} conversations"
-            )
-        if prompt_token_ids is None:
-            tools = list(tools) if tools is not None else [None] * len(conversations)
-            prompt_token_ids = [self.prompt_ids(c, t) for c, t in zip(conversations, tools, strict=True)]
-        prompts = [list(ids) for ids in prompt_token_ids for _ in range(n)]
+        prompts = [
+            ids for ids in self._prompts.batch(conversations, tools, prompt_token_ids) for _ in range(n)
+        ]
         generator = None
         if sampling.seed is not None:
             generator = torch.Generator(device=self.device).manual_seed(sampling.seed)

@@ -25,10 +25,9 @@ import os
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from rlvr.envs.chat_tokens import ChatTokens
 from rlvr.envs.types import Completion, Message, Sampling
 from rlvr.errors import ConfigError
-from rlvr.trainer.engines.base import check_n
+from rlvr.trainer.engines.base import ChatPrompts, check_n
 
 logger = logging.getLogger(__name__)
 
@@ -122,7 +121,7 @@ class VLLMEngine:
         self.in_process = not vllm_envs.VLLM_ENABLE_V1_MULTIPROCESSING
         self.tokenizer = self.llm.get_tokenizer()
         self._no_top_k = vllm.SamplingParams().top_k  # "no cut" differs across versions (-1, then 0)
-        self._chat: dict[str, ChatTokens] = {}
+        self._prompts = ChatPrompts(self.tokenizer)
         self._asleep = False
 
     def describe(self) -> dict[str, Any]:
@@ -148,10 +147,7 @@ class VLLMEngine:
 
     def prompt_ids(self, conversation: list[Message], tools: list[dict[str, Any]] | None = None) -> list[int]:
         """The conversation rendered with the chat template (generation prompt added), as token ids."""
-        key = repr(tools) if tools else ""
-        if key not in self._chat:
-            self._chat[key] = ChatTokens(self.tokenizer, tools)
-        return self._chat[key].prompt_ids(conversation)
+        return self._prompts.prompt_ids(conversation, tools)
 
     def sampling_params(self, sampling: Sampling, seed: int | None) -> Any:
         from vllm import SamplingParams
@@ -179,13 +175,7 @@ class VLLMEngine:
     ) -> list[Completion]:
         sampling = sampling or Sampling()
         check_n(n)
-        if prompt_token_ids is None:
-            tools = list(tools) if tools is not None else [None] * len(conversations)
-            prompt_token_ids = [self.prompt_ids(c, t) for c, t in zip(conversations, tools, strict=True)]
-        elif len(prompt_token_ids) != len(conversations):
-            raise ValueError(
-                f"{len(prompt_token_ids)} prompt_token_ids for {len(conversations)} conversations"
-            )
+        prompt_token_ids = self._prompts.batch(conversations, tools, prompt_token_ids)
         if not prompt_token_ids:
             return []
         # n requests per prompt, conversation-major; sample j of a seeded batch uses seed + j (as vLLM's n does).
