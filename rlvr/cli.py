@@ -15,6 +15,7 @@ from typing import Any
 
 from rlvr import __version__
 from rlvr.cli_envs import add_envs_commands
+from rlvr.cli_eval import add_eval_commands
 from rlvr.cli_train import add_train_command
 from rlvr.errors import DataError, RlvrError
 
@@ -73,6 +74,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _add_sandbox_commands(commands)
     add_envs_commands(commands)
     add_train_command(commands)
+    add_eval_commands(commands)
 
     demo = commands.add_parser(
         "demo",

@@ -13,7 +13,6 @@ import copy
 import dataclasses
 import json
 import math
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -24,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from rlvr.atomic import write_text_atomic
 from rlvr.envs.rollout import Trajectory, rollout
 from rlvr.envs.suite import Suite, SuiteEntry, suite_metrics
 from rlvr.envs.types import Sampling
@@ -74,7 +74,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     out = Path(run.output_dir)
     if dist.is_main:
         out.mkdir(parents=True, exist_ok=True)
-        _write_atomic(out / "config.json", json.dumps(config.to_dict(), indent=2))
+        write_text_atomic(out / "config.json", json.dumps(config.to_dict(), indent=2))
     if config.model.threads:
         torch.set_num_threads(config.model.threads)
     _seed_everything(run.seed + dist.rank)
@@ -208,7 +208,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
             "evals": evals,
             "seconds": time.perf_counter() - started,
         }
-        _write_atomic(out / "summary.json", json.dumps(summary, indent=2))
+        write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
     if logger is not None:
         logger.close()
     engine.close()
@@ -528,12 +528,6 @@ def _progress(enabled: bool, start: int, total: int) -> Any:
 
 def _say(text: str) -> None:
     print(f"rlvr: {text}", file=sys.stderr, flush=True)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def _engine_sleep(engine: Any) -> None:

