@@ -113,14 +113,19 @@ def env_overrides(suite: BenchmarkSuite, settings: EvalSettings) -> dict[str, An
 
 
 def fingerprint(
-    suite: BenchmarkSuite, settings: EvalSettings, data: dict[str, Any], model: dict[str, Any], engine: str
+    suite: BenchmarkSuite,
+    settings: EvalSettings,
+    data: dict[str, Any],
+    model: dict[str, Any],
+    engine: str,
+    template: str,
 ) -> dict[str, Any]:
     """What the samples depend on: a rerun into the same folder must match it to resume."""
     return {
         "suite": suite.name,
         "env_id": suite.env_id,
         "env_kwargs": dict(suite.env_kwargs),
-        "prompt_template": suite.prompt_template,
+        "prompt_template": template,
         "system_prompt": suite.system_prompt,
         "data": {key: value for key, value in data.items() if key != "path"},
         "model": model,
@@ -176,12 +181,17 @@ def evaluate_suite(
     overrides = env_overrides(suite, settings)
     data = data_provenance(suite, settings.data_path)
     engine_info = engine.describe()
-    check_resumable(folder, fingerprint(suite, settings, data, model, engine_info["engine"]), overwrite)
+    probe = make(suite.env_id, **overrides)
+    template = prompt_template(suite, probe)
+    try:
+        current = fingerprint(suite, settings, data, model, engine_info["engine"], template)
+        check_resumable(folder, current, overwrite)
+    except BaseException:
+        probe.close()
+        raise
     samples_path = folder / SAMPLES_FILE
     repair_tail(samples_path)
     done = {record.key for record in read_records(samples_path)}
-
-    probe = make(suite.env_id, **overrides)
     tasks = probe.unwrapped.tasks
     count = len(tasks) if settings.limit is None else min(len(tasks), settings.limit)
     envs = [probe] + [make(suite.env_id, **overrides) for _ in range(min(batch_size, count * settings.n) - 1)]
@@ -230,7 +240,7 @@ def evaluate_suite(
         provenance={
             **run_provenance(),
             "data": data,
-            "prompt_template": suite.prompt_template or _env_prompt_note(suite),
+            "prompt_template": template,
             "system_prompt": suite.system_prompt,
             "sampling": {**_sampling_dict(settings), "seed_rule": "chunk starting at task i: seed + i"},
             "engine": engine_info,
@@ -346,8 +356,14 @@ def _sampling_dict(settings: EvalSettings) -> dict[str, Any]:
     return values
 
 
-def _env_prompt_note(suite: BenchmarkSuite) -> str:
-    return f"the environment's own prompt ({suite.env_id}); see each sample's `prompt`"
+def prompt_template(suite: BenchmarkSuite, env: Any) -> str:
+    """The template the environment renders prompts with: the suite's, else the environment's own
+    (`prompt_template` of math environments), else a note (code and game environments build their prompts in
+    code; every sample's record holds its prompt)."""
+    template = suite.prompt_template or getattr(env.unwrapped, "prompt_template", None)
+    if isinstance(template, str):
+        return template
+    return f"built by {type(env.unwrapped).__name__} ({suite.env_id}); see each sample's `prompt`"
 
 
 def _progress(total: int, name: str, enabled: bool) -> Any:

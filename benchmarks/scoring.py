@@ -92,7 +92,7 @@ def aggregate(scores: Sequence[TaskScores], names: Sequence[str]) -> dict[str, d
 def breakdown(
     scores: Sequence[TaskScores], fields: Sequence[str], names: Sequence[str]
 ) -> dict[str, dict[str, dict[str, Any]]]:
-    """field -> label -> {"problems": count, metric: {"value", "std_error"}}, labels sorted."""
+    """field -> label -> {"problems": count, "metrics": {name: {"value", "std_error"}}}, labels sorted."""
     tables: dict[str, dict[str, dict[str, Any]]] = {}
     for name in fields:
         groups: dict[str, list[TaskScores]] = {}
@@ -101,7 +101,7 @@ def breakdown(
                 groups.setdefault(score.labels[name], []).append(score)
         if groups:
             tables[name] = {
-                label: {"problems": len(group), **aggregate(group, names)}
+                label: {"problems": len(group), "metrics": aggregate(group, names)}
                 for label, group in sorted(groups.items(), key=lambda item: _label_key(item[0]))
             }
     return tables

@@ -12,7 +12,7 @@ from typing import Any
 
 from rlvr.errors import ConfigError
 
-DEFAULT_BATCH = {"hf": 64, "vllm": 1024, "openai": 256}
+DEFAULT_BATCH = {"hf": 64, "vllm": 256, "openai": 256}
 """Conversations per `generate` call by engine (the hf engine decodes up to its own max_batch_size at once)."""
 
 

@@ -1,4 +1,5 @@
-"""Fixtures for the trainer tests: the embedded SmolLM2 folder, a tiny random Llama with its tokenizer, an engine."""
+"""Fixtures shared by the test packages: the embedded SmolLM2 folder, a tiny random Llama with its tokenizer, an
+engine on it."""
 
 from __future__ import annotations
 

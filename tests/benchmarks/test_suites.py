@@ -1,0 +1,104 @@
+"""The suite registry: built-in suites load the real files with the right counts; users add suites; env ids."""
+
+from __future__ import annotations
+
+import envdata
+import pytest
+
+from rlvr.benchmarks import BenchmarkSuite, get_suite, register_suite, suite_names
+from rlvr.benchmarks.evaluator import env_overrides, settings_for
+from rlvr.benchmarks.suites import BUILTIN_SUITES, DEFAULT_ENV_LIMIT, MATH_TEMPLATE
+from rlvr.envs import make
+from rlvr.errors import ConfigError
+
+EXPECTED_COUNTS = {
+    "aime24": 30,
+    "aime25": 30,
+    "amc23": 40,
+    "math500": 500,
+    "gsm8k": 1319,
+    "minerva": 272,
+    "olympiadbench": 675,
+    "humaneval": 164,
+    "mbpp": 427,
+    "lcb": 400,
+}
+
+
+def test_the_issue_suites_are_registered():
+    assert set(EXPECTED_COUNTS) <= set(suite_names())
+    assert {suite.name for suite in BUILTIN_SUITES} == set(EXPECTED_COUNTS)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", sorted(EXPECTED_COUNTS))
+def test_suite_loads_its_real_file_with_the_right_count(name):
+    suite = get_suite(name)
+    path = envdata.shared_file(envdata.DATASET_FILES[suite.dataset])
+    settings = settings_for(suite, data_path=str(path))
+    env = make(suite.env_id, **env_overrides(suite, settings))
+    tasks = env.unwrapped.tasks
+    assert len(tasks) == EXPECTED_COUNTS[name]
+    messages, _ = env.reset(options={"task_index": 0})
+    if suite.prompt_template is not None:
+        assert messages[-1]["content"] == suite.prompt_template.replace("{problem}", tasks[0].prompt)
+    for field in suite.breakdowns:  # every task can be broken down by the suite's fields
+        labels = {tasks[i].metadata.get(field) for i in range(len(tasks))}
+        assert None not in labels, f"{name}: some tasks lack metadata {field!r}"
+        assert len(labels) > 1
+    env.close()
+
+
+def test_suite_defaults_and_validation():
+    aime = get_suite("aime24")
+    assert (aime.n, aime.temperature, aime.top_p, aime.k) == (32, 0.6, 0.95, (1, 4, 8, 16, 32))
+    assert aime.prompt_template == MATH_TEMPLATE and aime.vote == "math"
+    humaneval = get_suite("humaneval")
+    assert "maj" not in humaneval.metrics and humaneval.vote is None
+    with pytest.raises(ConfigError, match="maj@k needs a vote rule"):
+        BenchmarkSuite("x", env_id="rlvr/code-mbpp-v0", vote=None)
+    with pytest.raises(ConfigError, match="problem"):
+        BenchmarkSuite("x", env_id="rlvr/math-gsm8k-v0", prompt_template="no placeholder")
+    with pytest.raises(ConfigError, match="unknown metrics"):
+        BenchmarkSuite("x", env_id="rlvr/math-gsm8k-v0", metrics=("pass", "best"))
+
+
+def test_settings_take_the_suite_defaults_and_the_overrides():
+    suite = get_suite("aime24")
+    settings = settings_for(suite, n=8, temperature=1.0)
+    assert (settings.n, settings.ks, settings.temperature, settings.top_p) == (8, (1, 4, 8), 1.0, 0.95)
+    assert settings_for(suite, n=8, ks=[2, 1]).ks == (1, 2)
+    with pytest.raises(ConfigError, match="larger than n"):
+        settings_for(suite, n=4, ks=[1, 16])
+
+
+def test_a_user_suite_in_a_few_lines(tmp_path):
+    suite = register_suite(
+        BenchmarkSuite("test-gsm8k-short", env_id="rlvr/math-gsm8k-v0", dataset="gsm8k", n=8, max_tokens=256)
+    )
+    try:
+        assert get_suite("test-gsm8k-short") is suite
+        assert "test-gsm8k-short" in suite_names()
+        with pytest.raises(ConfigError, match="already registered"):
+            register_suite(BenchmarkSuite("test-gsm8k-short", env_id="rlvr/math-gsm8k-v0"))
+        register_suite(BenchmarkSuite("test-gsm8k-short", env_id="rlvr/math-gsm8k-v0", n=2), replace=True)
+        assert get_suite("test-gsm8k-short").n == 2
+    finally:
+        from rlvr.benchmarks import suites
+
+        suites._SUITES.pop("test-gsm8k-short", None)
+
+
+def test_any_environment_id_is_a_suite():
+    arithmetic = get_suite("rlvr/arithmetic-v0")
+    assert arithmetic.env_id == "rlvr/arithmetic-v0" and arithmetic.dataset is None
+    assert arithmetic.limit == DEFAULT_ENV_LIMIT and arithmetic.vote == "math"
+    wordle = get_suite("rlvr/wordle-v0")
+    assert wordle.metrics == ("avg", "pass") and wordle.vote is None
+    retry = get_suite("rlvr/math-gsm8k-retry-v0")
+    assert retry.dataset == "gsm8k" and retry.limit is None
+
+
+def test_unknown_suite_names_close_ones():
+    with pytest.raises(ConfigError, match="did you mean math500"):
+        get_suite("math50")
