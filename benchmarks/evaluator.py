@@ -1,12 +1,14 @@
 """The evaluator: n samples per task through the suite's environment, scored by its reward pipeline, resumable.
 
-    tasks -> chunks of tasks -> rollout (one environment per sample, one batched generate per turn)
+    tasks -> batches of consecutive samples -> rollout (one environment per sample, one generate per turn)
           -> SampleRecord lines appended to OUT/<suite>/samples.jsonl -> metrics -> summary.json, summary.md
 
 Resuming: the samples file is the state. A rerun with the same settings skips every (task, sample) already in it;
-different settings (model, sampling, prompt, data) are refused, so a directory never mixes two runs. Chunk c
-(the tasks from index `first`) is sampled with seed `seed + first`, so a chunk regenerated after an interruption
-draws what it would have drawn before (bit for bit on a deterministic engine, given the same batch size).
+different settings (model, sampling, prompt, data) are refused, so a directory never mixes two runs. Sample
+g = task * n + j; a batch of consecutive samples from g0 is sampled with seed `seed + g0` (`seeded_batches`), so
+a batch regenerated after an interruption draws what it would have drawn before (bit for bit on a deterministic
+engine, given the same batch size), and engines that seed each request (vLLM: seed + r) give every sample its own
+seed.
 """
 
 from __future__ import annotations
@@ -179,58 +181,29 @@ def evaluate_suite(
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
     folder = suite_folder(Path(out_dir), suite)
     overrides = env_overrides(suite, settings)
-    data = data_provenance(suite, settings.data_path)
-    engine_info = engine.describe()
-    probe = make(suite.env_id, **overrides)
-    template = prompt_template(suite, probe)
+    probe = make(suite.env_id, **overrides)  # a missing or malformed data file fails here, with its DataError
+    envs = [probe]
     try:
+        data = data_provenance(suite, settings.data_path)
+        engine_info = engine.describe()
+        template = prompt_template(suite, probe)
         current = fingerprint(suite, settings, data, model, engine_info["engine"], template)
         check_resumable(folder, current, overwrite)
-    except BaseException:
-        probe.close()
-        raise
-    samples_path = folder / SAMPLES_FILE
-    repair_tail(samples_path)
-    done = {record.key for record in read_records(samples_path)}
-    tasks = probe.unwrapped.tasks
-    count = len(tasks) if settings.limit is None else min(len(tasks), settings.limit)
-    envs = [probe] + [make(suite.env_id, **overrides) for _ in range(min(batch_size, count * settings.n) - 1)]
-    per_chunk = max(1, batch_size // settings.n)
-    todo = sum(1 for i in range(count) for j in range(settings.n) if (i, j) not in done)
-    bar = _progress(todo, suite.name, progress)
-    generated_tokens, started = 0, time.perf_counter()
-    try:
-        for first in range(0, count, per_chunk):
-            keys = [
-                (i, j)
-                for i in range(first, min(first + per_chunk, count))
-                for j in range(settings.n)
-                if (i, j) not in done
-            ]
-            for start in range(0, len(keys), len(envs)):
-                part = keys[start : start + len(envs)]
-                trajectories = rollout(
-                    envs[: len(part)],
-                    engine,
-                    options=[{"task_index": i} for i, _ in part],
-                    sampling=settings.sampling(settings.seed + first + start),
-                )
-                records = [
-                    sample_record(suite, tasks[i], i, j, trajectory)
-                    for (i, j), trajectory in zip(part, trajectories, strict=True)
-                ]
-                append_records(samples_path, records)
-                generated_tokens += sum(record.num_tokens for record in records)
-                if bar is not None:
-                    bar.update(len(records))
+        samples_path = folder / SAMPLES_FILE
+        repair_tail(samples_path)
+        done = {record.key for record in read_records(samples_path)}
+        tasks = probe.unwrapped.tasks
+        count = len(tasks) if settings.limit is None else min(len(tasks), settings.limit)
+        todo = [(i, j) for i in range(count) for j in range(settings.n) if (i, j) not in done]
+        envs += [make(suite.env_id, **overrides) for _ in range(min(batch_size, len(todo)) - 1)]
+        started = time.perf_counter()
+        generated_tokens = _sample(engine, suite, settings, envs, tasks, todo, samples_path, progress)
     finally:
-        if bar is not None:
-            bar.close()
         for env in envs:
             env.close()
     seconds = time.perf_counter() - started
     timing = {
-        "new_samples": todo,
+        "new_samples": len(todo),
         "seconds": round(seconds, 2),
         "generated_tokens": generated_tokens,
         "tokens_per_s": round(generated_tokens / seconds, 1) if todo and seconds > 0 else None,
@@ -242,7 +215,7 @@ def evaluate_suite(
             "data": data,
             "prompt_template": template,
             "system_prompt": suite.system_prompt,
-            "sampling": {**_sampling_dict(settings), "seed_rule": "chunk starting at task i: seed + i"},
+            "sampling": {**_sampling_dict(settings), "seed_rule": SEED_RULE},
             "engine": engine_info,
             "model": model,
             "batch_size": batch_size,
@@ -251,6 +224,64 @@ def evaluate_suite(
     )
     write_text_atomic(folder / SUMMARY_FILE, json.dumps(summary, indent=2, ensure_ascii=False))
     return summary
+
+
+SEED_RULE = "sample g = task * n + j; a generate call over samples g0..g0+m-1 is seeded with seed + g0"
+
+
+def seeded_batches(keys: Sequence[tuple[int, int]], n: int, size: int) -> list[list[tuple[int, int]]]:
+    """`keys` (task, sample) cut into runs of consecutive samples g = task * n + sample, at most `size` long.
+
+    Each run is one generate call seeded with seed + (its first g): an engine that seeds request r with
+    seed + r (vLLM) gives sample g the seed seed + g however the work is batched, and a run regenerated after an
+    interruption is the same call as before.
+    """
+    runs: list[list[tuple[int, int]]] = []
+    previous = None
+    for task, sample in keys:
+        g = task * n + sample
+        if runs and previous == g - 1 and len(runs[-1]) < size:
+            runs[-1].append((task, sample))
+        else:
+            runs.append([(task, sample)])
+        previous = g
+    return runs
+
+
+def _sample(
+    engine: Any,
+    suite: BenchmarkSuite,
+    settings: EvalSettings,
+    envs: list[Any],
+    tasks: Sequence[Any],
+    todo: list[tuple[int, int]],
+    samples_path: Path,
+    progress: bool,
+) -> int:
+    """Generate and score the `todo` samples, appending each finished batch; returns the tokens generated."""
+    bar = _progress(len(todo), suite.name, progress)
+    generated = 0
+    try:
+        for batch in seeded_batches(todo, settings.n, len(envs)):
+            first_task, first_sample = batch[0]
+            trajectories = rollout(
+                envs[: len(batch)],
+                engine,
+                options=[{"task_index": task} for task, _ in batch],
+                sampling=settings.sampling(settings.seed + first_task * settings.n + first_sample),
+            )
+            records = [
+                sample_record(suite, tasks[task], task, sample, trajectory)
+                for (task, sample), trajectory in zip(batch, trajectories, strict=True)
+            ]
+            append_records(samples_path, records)
+            generated += sum(record.num_tokens for record in records)
+            if bar is not None:
+                bar.update(len(records))
+    finally:
+        if bar is not None:
+            bar.close()
+    return generated
 
 
 def score_folder(
@@ -290,7 +321,8 @@ def score_folder(
         "n": settings.n,
         "k": list(settings.ks),
         "metrics": aggregate(scores, names),
-        "maj_estimate": "exact" if all(s.maj_exact for s in scores) else "monte-carlo",
+        "vote": suite.vote if "maj" in suite.metrics else None,
+        "maj_estimate": _maj_estimate(suite, scores),
         "breakdowns": breakdown(scores, suite.breakdowns, names),
         "samples": sample_stats(flat),
     }
@@ -311,7 +343,7 @@ def sample_record(
     for name in ("passed", "total"):
         if hasattr(verdict, name):
             extra[name] = getattr(verdict, name)
-    gold = task.answer if isinstance(task.answer, str) else None
+    gold = str(task.answer) if isinstance(task.answer, (str, int, float)) else None  # code: tests, not a gold
     extracted = getattr(verdict, "extracted", None)
     return SampleRecord(
         suite=suite.name,
@@ -328,13 +360,21 @@ def sample_record(
         reward=trajectory.reward,
         rewards=trajectory.rewards,
         finish_reason=last.completion.finish_reason,
-        num_tokens=sum(turn.completion.num_tokens or 0 for turn in trajectory.turns),
+        num_tokens=sum(generated_tokens(turn.completion) for turn in trajectory.turns),
         turns=len(trajectory.turns),
         metadata={
             name: task.metadata[name] for name in suite.breakdowns if task.metadata.get(name) is not None
         },
         verdict=extra,
     )
+
+
+def generated_tokens(completion: Any) -> int:
+    """Tokens in a completion: its token ids, else its log-probabilities (one per token; servers that return no
+    ids), else 0."""
+    if completion.token_ids is not None:
+        return len(completion.token_ids)
+    return len(completion.logprobs) if completion.logprobs is not None else 0
 
 
 def write_reports(out_dir: str | Path, summaries: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -347,6 +387,12 @@ def write_reports(out_dir: str | Path, summaries: Sequence[dict[str, Any]]) -> d
     write_text_atomic(path, json.dumps(report, indent=2, ensure_ascii=False))
     write_text_atomic(out_dir / REPORT_FILE, markdown_report(report))
     return report
+
+
+def _maj_estimate(suite: BenchmarkSuite, scores: Sequence[Any]) -> str | None:
+    if "maj" not in suite.metrics:
+        return None
+    return "exact" if all(s.maj_exact for s in scores) else "monte-carlo"
 
 
 def _sampling_dict(settings: EvalSettings) -> dict[str, Any]:

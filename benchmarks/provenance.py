@@ -24,7 +24,9 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
 
 
 def local_data_file(suite: BenchmarkSuite, data_path: str | None) -> Path | None:
-    """The local file the suite's environment reads: `data_path`, else the `$RLVR_DATA_DIR` copy, else None (hub)."""
+    """The local file the suite's environment reads (the catalog's order: `data_path` or the suite's own
+    `env_kwargs["data_path"]`, else the `$RLVR_DATA_DIR` copy of its split), or None when it reads the hub."""
+    data_path = data_path or suite.env_kwargs.get("data_path")
     if data_path is not None:
         return Path(data_path).expanduser().resolve()
     if suite.dataset is None:
@@ -32,9 +34,10 @@ def local_data_file(suite: BenchmarkSuite, data_path: str | None) -> Path | None
     from rlvr.envs.catalog import DATA_DIR_ENV, get_spec
 
     spec = get_spec(suite.dataset)
+    split = suite.env_kwargs.get("split") or spec.split
     data_dir = os.environ.get(DATA_DIR_ENV)
-    if data_dir and spec.split in spec.local_files:
-        return (Path(data_dir).expanduser() / spec.local_files[spec.split]).resolve()
+    if data_dir and split in spec.local_files:
+        return (Path(data_dir).expanduser() / spec.local_files[split]).resolve()
     return None
 
 
@@ -59,8 +62,8 @@ def data_provenance(suite: BenchmarkSuite, data_path: str | None) -> dict[str, A
         "dataset": spec.name,
         "hub_id": spec.hub_id,
         "config": spec.config,
-        "split": spec.split,
-        "revision": spec.revision_note,
+        "split": suite.env_kwargs.get("split") or spec.split,
+        "revision": suite.env_kwargs.get("revision") or spec.revision_note,
     }
 
 

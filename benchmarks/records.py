@@ -32,7 +32,7 @@ class SampleRecord:
     gold: str | None
     """The reference answer (math), or None (code: the tests decide)."""
     extracted: str | None
-    """The final answer the verifier read (math), or None."""
+    """The final answer the verifier read (math), the program it ran (code), or None."""
     correct: bool
     score: float
     reason: str
@@ -47,7 +47,7 @@ class SampleRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     """The task metadata fields the suite breaks its metrics down by."""
     verdict: dict[str, Any] = field(default_factory=dict)
-    """Extra verdict details (code: tests passed of total, the first failure)."""
+    """Extra verdict details (code: `passed` of `total` tests)."""
 
     @property
     def key(self) -> tuple[int, int]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+VOTE_RULES = {"math": "math-verifier equivalence", "exact": "identical text"}
+
 
 def percent(metric: dict[str, float]) -> str:
     """ "61.3 ± 2.1" for a metric's value and standard error (in percent)."""
@@ -59,7 +61,8 @@ def suite_details(summary: dict[str, Any]) -> list[str]:
     ]
     if any(name.startswith("maj@") for name in summary["metrics"]):
         lines.append(
-            f"- maj@k: clusters by verifier equivalence, subset expectation {summary['maj_estimate']}"
+            f"- maj@k: answers clustered by {VOTE_RULES.get(summary.get('vote'), 'their vote rule')}, "
+            f"subset expectation {summary['maj_estimate']}"
         )
     timing = summary.get("timing", {})
     if timing.get("tokens_per_s"):

@@ -180,7 +180,13 @@ BUILTIN_SUITES = (
         breakdowns=("subfield",),
     ),
     _code("humaneval", "HumanEval, 164 functions", n=10, max_tokens=1024, k=(1, 5, 10)),
-    _code("mbpp", "MBPP sanitized, 427 problems", n=10, max_tokens=1024, k=(1, 5, 10)),
+    _code(
+        "mbpp",
+        "MBPP sanitized (hub test split 257; the full local file 427)",
+        n=10,
+        max_tokens=1024,
+        k=(1, 5, 10),
+    ),
     _code(
         "lcb",
         "LiveCodeBench release_v1, 400 problems (public tests locally)",

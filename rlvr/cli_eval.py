@@ -166,7 +166,14 @@ def build_engine(args: argparse.Namespace) -> Any:
         options["max_batch_size"] = args.batch_size or DEFAULT_BATCH["hf"]
         return make_engine("hf", args.model, **options)
     if args.engine == "vllm":
-        return make_engine("vllm", args.model, dtype=args.dtype or "auto", seed=args.seed)
+        return make_engine(
+            "vllm",
+            args.model,
+            dtype=args.dtype or "auto",
+            seed=args.seed,
+            gpu_memory_utilization=args.gpu_memory_utilization,
+            max_model_len=args.max_model_len,
+        )
     return make_engine(
         "openai",
         args.model,
@@ -193,17 +200,13 @@ def data_paths(values: list[str], suites: list[str]) -> dict[str, str]:
     """--data values -> {suite: path}; a bare PATH is allowed only with one suite."""
     paths: dict[str, str] = {}
     for value in values:
-        name, sep, path = value.rpartition("=")
-        if not sep:
+        name, sep, path = value.partition("=")
+        if not sep or name not in suites:  # a bare PATH (which may hold "=" itself)
             if len(suites) != 1:
                 raise ConfigError(
                     f"--data {value}: with several suites, write SUITE=PATH (suites: {', '.join(suites)})"
                 )
-            name = suites[0]
-        if name not in suites:
-            raise ConfigError(
-                f"--data {value}: {name!r} is not one of the suites asked for ({', '.join(suites)})"
-            )
+            name, path = suites[0], value
         paths[name] = path
     return paths
 

@@ -4,7 +4,9 @@ interruption, refused mixed settings, torn lines, atomic reports, bad data, and 
 from __future__ import annotations
 
 import json
+import threading
 from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -298,3 +300,59 @@ def test_compare_runs_with_names(tmp_path, math500_file):
     assert "| base | one | 3 | 33.3 ± 16.7 |" in table
     assert "| tuned | two | 3 | 33.3 ± 33.3 |" in table  # only problem 0's gold is 5
     assert [f.name for f in files] == ["compare.md", "compare.png"]
+
+
+class ServedModel(BaseHTTPRequestHandler):
+    """A minimal OpenAI-compatible server: every chat completion answers \\boxed{4}; /v1/models names the model."""
+
+    def do_GET(self):
+        self._send({"data": [{"id": "served", "root": "/models/served-checkpoint"}]})
+
+    def do_POST(self):
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        choices = [
+            {"index": j, "message": {"role": "assistant", "content": "\\boxed{4}"}, "finish_reason": "stop"}
+            for j in range(body.get("n", 1))
+        ]
+        self._send({"choices": choices, "usage": {"completion_tokens": 3}})
+
+    def _send(self, payload):
+        data = json.dumps(payload).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def log_message(self, *_args):
+        pass
+
+
+def test_benchmark_a_served_model(tmp_path, capsys):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), ServedModel)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/v1"
+    try:
+        args = ["eval", "--engine", "openai", "--base-url", url, "--model", "served", "--suite", "rlvr/arithmetic-v0",
+                "--limit", "20", "--n", "2", "--out", str(tmp_path), "--quiet"]  # fmt: skip
+        assert main(args) == 0
+    finally:
+        server.shutdown()
+    summary = json.loads((tmp_path / SUMMARY_FILE).read_text(encoding="utf-8"))["suites"][
+        "rlvr/arithmetic-v0"
+    ]
+    records = read_records(tmp_path / "rlvr__arithmetic-v0" / SAMPLES_FILE)
+    fours = {r.task_index for r in records if r.gold == "4"}
+    assert summary["metrics"]["avg@2"]["value"] == pytest.approx(len(fours) / 20)
+    assert all(r.correct == (r.gold == "4") for r in records)
+    assert summary["provenance"]["engine"]["engine"] == "openai"
+    assert summary["provenance"]["engine"]["base_url"] == url
+    assert summary["provenance"]["model"] == {"model": "served"}
+
+
+def test_seeded_batches_cut_at_gaps_and_at_the_batch_size():
+    from rlvr.benchmarks.evaluator import seeded_batches
+
+    keys = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]  # n = 3; (0, 3)... and (1, 1) are done
+    assert seeded_batches(keys, 3, 3) == [[(0, 0), (0, 1), (0, 2)], [(1, 0)], [(1, 2), (2, 0), (2, 1)]]
+    assert seeded_batches(keys, 3, 2) == [[(0, 0), (0, 1)], [(0, 2), (1, 0)], [(1, 2), (2, 0)], [(2, 1)]]

@@ -210,6 +210,14 @@ def test_sampling_fields_and_headers_are_sent(server: FakeServer) -> None:
     assert server.headers[0]["Authorization"] == "Bearer sk-test"
 
 
+def test_each_conversation_gets_its_own_seeds(server: FakeServer) -> None:
+    # Repeated conversations (a GRPO group, the evaluator's n samples) must not share a seed: request i carries
+    # seed + i * n, and the server seeds its sample j with that + j.
+    with engine(server, max_concurrency=1) as eng:
+        eng.generate([user("x")] * 3, Sampling(seed=5), n=2)
+    assert sorted(body["seed"] for body in server.bodies) == [5, 7, 9]
+
+
 def test_api_key_defaults_to_the_environment(server: FakeServer, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
     assert engine(server).api_key == "sk-env"

@@ -1,8 +1,10 @@
 """The `openai` engine: generation through an OpenAI-compatible chat-completions server (`vllm serve`, SGLang,
 llama.cpp's server, the OpenAI API), for benchmarking a served checkpoint. Standard library only.
 
-One request per conversation asks for all `n` samples (`"n": n`); with a seed, vLLM seeds sample `j` with
-`seed + j`, so samples differ and repeat from run to run. Requests run on a thread pool of `max_concurrency`
+One request per conversation asks for all `n` samples (`"n": n`); with a seed, conversation i's request carries
+`seed + i * n` and vLLM seeds its sample `j` with that + j, so every sample of a call has its own seed (seed + r,
+conversation-major, as the `vllm` engine does): samples differ, also when a conversation is repeated (a GRPO group,
+the evaluator's n samples), and repeat from run to run. Requests run on a thread pool of `max_concurrency`
 workers; connection errors, timeouts, HTTP 429 and 5xx are retried with exponential backoff
 (`retry_backoff_s * 2**attempt`), other 4xx are not.
 
@@ -17,6 +19,7 @@ the server gives them (vLLM: `extra_body={"return_token_ids": True}` or `{"retur
 
 from __future__ import annotations
 
+import dataclasses
 import http.client
 import json
 import os
@@ -131,7 +134,13 @@ class OpenAIEngine:
             if self._pool is None:
                 raise EngineError("this OpenAIEngine is closed; make a new one to generate again")
             futures = [
-                self._pool.submit(self._complete, conversation, sampling, tools[i] if tools else None, n)
+                self._pool.submit(
+                    self._complete,
+                    conversation,
+                    _offset_seed(sampling, i * n),
+                    tools[i] if tools else None,
+                    n,
+                )
                 for i, conversation in enumerate(conversations)
             ]
         return _gather(futures)
@@ -363,6 +372,13 @@ def _reply_text(message: dict[str, Any]) -> str:
         )
         text += ("\n" if text and not text.endswith("\n") else "") + tag
     return text
+
+
+def _offset_seed(sampling: Sampling, offset: int) -> Sampling:
+    """`sampling` with its seed moved by `offset` (unseeded sampling stays unseeded)."""
+    if sampling.seed is None or offset == 0:
+        return sampling
+    return dataclasses.replace(sampling, seed=sampling.seed + offset)
 
 
 def _token_ids(choice: dict[str, Any], entries: Any) -> tuple[int, ...] | None:
