@@ -4,7 +4,12 @@ interruption, refused mixed settings, torn lines, atomic reports, bad data, and 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -356,3 +361,22 @@ def test_seeded_batches_cut_at_gaps_and_at_the_batch_size():
     keys = [(0, 0), (0, 1), (0, 2), (1, 0), (1, 2), (2, 0), (2, 1)]  # n = 3; (0, 3)... and (1, 1) are done
     assert seeded_batches(keys, 3, 3) == [[(0, 0), (0, 1), (0, 2)], [(1, 0)], [(1, 2), (2, 0), (2, 1)]]
     assert seeded_batches(keys, 3, 2) == [[(0, 0), (0, 1)], [(0, 2), (1, 0)], [(1, 2), (2, 0)], [(2, 1)]]
+
+
+def test_sigkill_loses_at_most_the_batch_in_progress(tmp_path, tiny_model_folder):
+    command = [sys.executable, "-m", "rlvr.cli", "eval", "--model", tiny_model_folder, "--suite",
+               "rlvr/arithmetic-v0", "--limit", "60", "--n", "2", "--batch-size", "4", "--max-tokens", "4",
+               "--out", str(tmp_path), "--quiet"]  # fmt: skip
+    samples = tmp_path / "rlvr__arithmetic-v0" / SAMPLES_FILE
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 120
+    while time.time() < deadline and (not samples.exists() or samples.stat().st_size < 4000):
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    kept = read_records(samples)
+    assert 0 < len(kept) < 120, "the run was killed before it started or after it ended; nothing was tested"
+    assert subprocess.run(command, timeout=300, capture_output=True).returncode == 0
+    records = read_records(samples)
+    assert sorted(r.key for r in records) == [(i, j) for i in range(60) for j in range(2)]  # none twice
+    assert [r.completion for r in records[: len(kept)]] == [r.completion for r in kept]  # kept as they were
