@@ -100,13 +100,14 @@ def _run_eval(args: argparse.Namespace) -> int:
     if not args.model or not args.suite:
         raise ConfigError("rlvr eval needs --model and --suite (or --list-suites)")
     suites = [get_suite(name.strip()) for name in args.suite.split(",") if name.strip()]
+    if not suites:
+        raise ConfigError(f"--suite {args.suite!r} names no suite; see rlvr eval --list-suites")
     data = data_paths(args.data, [suite.name for suite in suites])
     ks = parse_ks(args.k)
     out = args.out or Path("eval") / model_label(args.model)
     batch_size = args.batch_size or DEFAULT_BATCH[args.engine]
-    settings = [
-        _settings(suite, args, ks, data.get(suite.name)) for suite in suites
-    ]  # fail early on bad input
+    # Every suite's settings are checked before the model loads, so bad input fails at once.
+    settings = [_settings(suite, args, ks, data.get(suite.name)) for suite in suites]
 
     from rlvr.benchmarks.evaluator import evaluate_suite, write_reports
     from rlvr.benchmarks.provenance import model_provenance
@@ -116,21 +117,20 @@ def _run_eval(args: argparse.Namespace) -> int:
     summaries = []
     try:
         for suite, suite_settings in zip(suites, settings, strict=True):
-            summaries.append(
-                evaluate_suite(
-                    engine,
-                    suite,
-                    suite_settings,
-                    out,
-                    model=model,
-                    batch_size=batch_size,
-                    overwrite=args.overwrite,
-                    progress=not args.quiet,
-                )
+            summary = evaluate_suite(
+                engine,
+                suite,
+                suite_settings,
+                out,
+                model=model,
+                batch_size=batch_size,
+                overwrite=args.overwrite,
+                progress=not args.quiet,
             )
+            summaries.append(summary)
+            report = write_reports(out, [summary])  # each finished suite is in the report at once
     finally:
         engine.close()
-    report = write_reports(out, summaries)
     from rlvr.benchmarks.report import markdown_report
 
     print(markdown_report({**report, "suites": {s["suite"]: s for s in summaries}}).split("\n\n## ")[0])
