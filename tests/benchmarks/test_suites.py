@@ -102,3 +102,23 @@ def test_any_environment_id_is_a_suite():
 def test_unknown_suite_names_close_ones():
     with pytest.raises(ConfigError, match="did you mean math500"):
         get_suite("math50")
+
+
+def test_suites_from_a_file_on_the_command_line(tmp_path, capsys):
+    from rlvr.benchmarks import suites
+    from rlvr.cli import main
+
+    module = tmp_path / "my_suites.py"
+    module.write_text(
+        "from rlvr.benchmarks import BenchmarkSuite, register_suite\n"
+        "register_suite(BenchmarkSuite('test-file-suite', env_id='rlvr/math-gsm8k-v0', dataset='gsm8k', n=8,\n"
+        "                              k=(1, 8), description='from a file'))\n",
+        encoding="utf-8",
+    )
+    try:
+        assert main(["eval", "--suites-from", str(module), "--list-suites"]) == 0
+        assert "test-file-suite" in capsys.readouterr().out
+        assert main(["eval", "--suites-from", str(tmp_path / "absent.py"), "--list-suites"]) == 2
+        assert "no such file" in capsys.readouterr().err
+    finally:
+        suites._SUITES.pop("test-file-suite", None)
