@@ -61,6 +61,10 @@ def add_eval_commands(commands: Any) -> None:
     )
     evaluate.add_argument("--max-concurrency", type=int, default=32, help="openai: requests in flight")
     evaluate.add_argument(
+        "--gpu-memory-utilization", type=float, default=0.85, help="vllm: GPU memory share (default: 0.85)"
+    )
+    evaluate.add_argument("--max-model-len", type=int, help="vllm: context length (default: the model's)")
+    evaluate.add_argument(
         "--suites-from",
         action="append",
         default=[],

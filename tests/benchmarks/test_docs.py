@@ -31,3 +31,11 @@ def test_every_suite_and_field_is_documented():
     assert not [s.name for s in BUILTIN_SUITES if f"| `{s.name}` |" not in DOC]
     assert not [f.name for f in dataclasses.fields(SampleRecord) if f"`{f.name}`" not in DOC]
     assert not [f.name for f in dataclasses.fields(BenchmarkSuite) if f"`{f.name}`" not in DOC]
+
+
+def test_every_documented_option_exists():
+    import re
+
+    real = {o for name in ("eval", "compare") for a in _subcommand(name)._actions for o in a.option_strings}
+    documented = set(re.findall(r"`(--[a-z][a-z-]*)", DOC)) - {"--served-model-name"}  # vllm serve's
+    assert not documented - real, f"docs/EVALUATION.md names options that do not exist: {documented - real}"
