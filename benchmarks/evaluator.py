@@ -208,6 +208,8 @@ def evaluate_suite(
         "generated_tokens": generated_tokens,
         "tokens_per_s": round(generated_tokens / seconds, 1) if todo and seconds > 0 else None,
     }
+    if not todo:  # nothing sampled now: keep the timing of the invocation that sampled
+        timing = _previous_timing(folder) or timing
     summary = score_folder(suite, settings, samples_path, count, verifier)
     summary.update(
         provenance={
@@ -387,6 +389,16 @@ def write_reports(out_dir: str | Path, summaries: Sequence[dict[str, Any]]) -> d
     write_text_atomic(path, json.dumps(report, indent=2, ensure_ascii=False))
     write_text_atomic(out_dir / REPORT_FILE, markdown_report(report))
     return report
+
+
+def _previous_timing(folder: Path) -> dict[str, Any] | None:
+    path = folder / SUMMARY_FILE
+    if not path.exists():
+        return None
+    timing = json.loads(path.read_text(encoding="utf-8")).get("timing")
+    if not timing or not timing.get("new_samples"):
+        return None
+    return {**timing, "note": "sampled by an earlier invocation; later ones only rescored"}
 
 
 def _maj_estimate(suite: BenchmarkSuite, scores: Sequence[Any]) -> str | None:

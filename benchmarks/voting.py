@@ -2,12 +2,14 @@
 
 Answers are taken in sample order; each joins the first cluster whose representative (its first answer) the
 verifier finds equivalent, `verify(gold=representative, completion="\\boxed{answer}")`, or starts a new cluster.
-So `1/2`, `0.5` and `\\frac{1}{2}` are one cluster. A cluster's answer is correct when its representative
-verifies against the problem's gold answer.
+So `1/2`, `0.5` and `\\frac{1}{2}` are one cluster. An answer that is an equation votes for its last right side
+(`final_value`: "4 + 4 = 8" votes for 8) when the gold answer is a value, not an equation. A cluster's answer is correct when its representative verifies against
+the problem's gold answer.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -20,6 +22,8 @@ class BatchVerifier(Protocol):
 
     def verify_batch(self, golds: Sequence[str], completions: Sequence[str]) -> list[Verdict]: ...
 
+
+_EQUALS = re.compile(r"(?<![<>!=\\])=(?!=)")
 
 Equivalent = Callable[[Sequence[str], str], list[bool]]
 """equivalent(representatives, answer) -> whether `answer` equals each representative."""
@@ -66,9 +70,20 @@ def math_equivalence(verifier: BatchVerifier) -> Equivalent:
     return equivalent
 
 
+def final_value(answer: str) -> str:
+    """What an answer states last: the right side of its last `=` ("4 + 4 = 8" -> "8"; `<=`, `>=`, `!=` and
+    `==` are not split). Two true equations ("12 + 2 = 14", "4 + 4 = 8") would otherwise be one cluster: the
+    verifier finds two true statements equivalent."""
+    parts = _EQUALS.split(answer)
+    return parts[-1].strip() or answer.strip()
+
+
 def math_clusters(answers: Sequence[str | None], gold: str, verifier: BatchVerifier) -> Clusters:
-    """Clusters of one problem's final answers, each marked correct when it verifies against `gold`."""
-    ids, representatives = cluster_answers(answers, math_equivalence(verifier))
+    """Clusters of one problem's final answers, each correct when it verifies against `gold`; when the gold is a
+    value (no `=`), each answer votes for its `final_value`."""
+    reduce = final_value if not _EQUALS.search(gold) else str.strip
+    values = [None if answer is None or not answer.strip() else reduce(answer) for answer in answers]
+    ids, representatives = cluster_answers(values, math_equivalence(verifier))
     verdicts = verifier.verify_batch([gold] * len(representatives), [boxed(a) for a in representatives])
     return Clusters(ids, representatives, [verdict.correct for verdict in verdicts])
 

@@ -175,8 +175,11 @@ def test_resume_after_an_interruption_loses_nothing_and_redoes_nothing(tmp_path,
     assert _completions(tmp_path / "resumed") == _completions(tmp_path / "straight")  # seeded per chunk
     assert resumed["metrics"] == straight["metrics"]
     again = InterruptingEngine(tiny_engine)
-    assert _run(again, tmp_path / "resumed")["metrics"] == straight["metrics"]
+    rescored = _run(again, tmp_path / "resumed")
+    assert rescored["metrics"] == straight["metrics"]
     assert again.calls == 0  # complete: nothing generated
+    assert rescored["timing"]["new_samples"] == 8  # the timing of the invocation that sampled is kept
+    assert "only rescored" in rescored["timing"]["note"]
 
 
 def test_other_settings_are_refused_until_overwrite(tmp_path, tiny_engine):

@@ -38,3 +38,13 @@ def test_clustering_asks_only_about_new_answers():
     assert ids == [0, 1, 0, 1, 2]
     assert representatives == ["a", "b", "c"]
     assert asked == [(("a",), "b"), (("a", "b"), "c")]  # repeats of a representative need no check
+
+
+def test_an_equation_votes_for_its_final_value():
+    # The verifier finds any two true equations equivalent; as votes they must stay apart.
+    clusters = math_clusters(["12 + 2 = 14", "4 + 4 = 8", "8", "x >= 3", "2*4 = 8"], "8", default_verifier())
+    assert clusters.ids == [0, 1, 1, 2, 1]
+    assert clusters.answers == ["14", "8", "x >= 3"]
+    assert clusters.correct == [False, True, False]
+    equation_gold = math_clusters(["y = 2x + 3", "y = 3 + 2x", "y = x"], "y = 2x + 3", default_verifier())
+    assert equation_gold.ids == [0, 0, 1] and equation_gold.correct == [True, False]
