@@ -8,7 +8,7 @@ VOTE_RULES = {"math": "math-verifier equivalence", "exact": "identical text"}
 
 
 def percent(metric: dict[str, float]) -> str:
-    """ "61.3 ± 2.1" for a metric's value and standard error (in percent)."""
+    """A metric's value and standard error in percent, as "61.3 ± 2.1"."""
     return f"{100 * metric['value']:.1f} ± {100 * metric['std_error']:.1f}"
 
 
