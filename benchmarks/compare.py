@@ -27,11 +27,17 @@ def load_summary(folder: Path) -> dict[str, Any]:
     return report
 
 
+def suite_names(reports: Sequence[dict[str, Any]]) -> list[str]:
+    """Every suite of the reports, in first-seen order."""
+    names: list[str] = []
+    for report in reports:
+        names += [name for name in report["suites"] if name not in names]
+    return names
+
+
 def comparison_table(reports: Sequence[dict[str, Any]], names: Sequence[str]) -> str:
     """One table per suite: a row per run, a column per metric (percent ± standard error)."""
-    suites: list[str] = []
-    for report in reports:
-        suites += [s for s in report["suites"] if s not in suites]
+    suites = suite_names(reports)
     lines: list[str] = []
     for suite in suites:
         present = [
@@ -57,9 +63,7 @@ def plot_pass_at_k(reports: Sequence[dict[str, Any]], names: Sequence[str], path
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    suites: list[str] = []
-    for report in reports:
-        suites += [s for s in report["suites"] if s not in suites]
+    suites = suite_names(reports)
     fig, axes = plt.subplots(1, len(suites), figsize=(4.2 * len(suites), 3.6), squeeze=False)
     for ax, suite in zip(axes[0], suites, strict=True):
         for index, (name, report) in enumerate(zip(names, reports, strict=True)):
