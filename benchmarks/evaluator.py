@@ -59,7 +59,10 @@ class EvalSettings:
             raise ConfigError(
                 f"k = {too_big} is larger than n = {self.n}: pass --n >= {max(too_big)} or drop it"
             )
-        Sampling(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p)  # validates
+        try:
+            Sampling(max_tokens=self.max_tokens, temperature=self.temperature, top_p=self.top_p)
+        except ValueError as exc:  # say it as a setting to fix, not as a crash
+            raise ConfigError(f"{exc} (--max-tokens, --temperature, --top-p)") from None
         if self.limit is not None and (not isinstance(self.limit, int) or self.limit < 1):
             raise ConfigError(f"limit must be an integer >= 1, got {self.limit!r}")
 

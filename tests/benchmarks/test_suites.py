@@ -70,6 +70,10 @@ def test_settings_take_the_suite_defaults_and_the_overrides():
     assert settings_for(suite, n=8, ks=[2, 1]).ks == (1, 2)
     with pytest.raises(ConfigError, match="larger than n"):
         settings_for(suite, n=4, ks=[1, 16])
+    with pytest.raises(ConfigError, match="top_p"):
+        settings_for(suite, top_p=2.0)
+    with pytest.raises(ConfigError, match="max_tokens"):
+        settings_for(suite, max_tokens=0)
 
 
 def test_a_user_suite_in_a_few_lines(tmp_path):
