@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import gzip
+import itertools
 import json
 import os
 import sys
@@ -150,13 +152,14 @@ def _run_sandbox_run(args: argparse.Namespace) -> int:
 
     from rlvr.sandbox import Job, Limits, SandboxUnavailable, make_sandbox
 
-    if not args.file.is_file():
-        raise DataError(f"no such program: {args.file}")
-    stdin = args.stdin.read_text(encoding="utf-8") if args.stdin else ""
+    source = _read_text(args.file, "program", "pass the path of a Python file")
+    stdin = (
+        _read_text(args.stdin, "--stdin file", "pass a text file, or leave --stdin out") if args.stdin else ""
+    )
     try:
         limits = Limits(wall_s=args.timeout, cpu_s=args.timeout, memory_mb=args.memory_mb)
         with make_sandbox(args.backend, size=1) as sandbox:
-            result = sandbox.run(Job(args.file.read_text(encoding="utf-8"), stdin=stdin, limits=limits))
+            result = sandbox.run(Job(source, stdin=stdin, limits=limits))
     except (SandboxUnavailable, ValueError) as exc:
         raise RlvrError(str(exc)) from exc
     if args.json:
@@ -170,6 +173,18 @@ def _run_sandbox_run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return 0 if result.ok else 1
+
+
+def _read_text(path: Path, what: str, fix: str) -> str:
+    """The UTF-8 text of a file the user named; a DataError that says what is wrong otherwise."""
+    if not path.is_file():
+        raise DataError(f"no such {what}: {path}; {fix}")
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{what} {path} is not UTF-8 text (byte {exc.start}); {fix}") from exc
+    except OSError as exc:
+        raise DataError(f"cannot read {what} {path}: {exc.strerror or exc}; {fix}") from exc
 
 
 def _print_help(parser: argparse.ArgumentParser) -> int:
@@ -228,33 +243,48 @@ def _read_rows(
     path: Path, gold_field: str, pred_field: str, skip_bad: bool, bad: list[str]
 ) -> Iterator[tuple]:
     """Yield (line number, gold, completion); raise DataError on a malformed row unless `skip_bad`."""
-    if not path.is_file():
-        raise DataError(f"no such file: {path}; pass the path of a JSONL file with --file")
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            problem = None
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                problem = f"line {line_number}: not valid JSON ({exc.msg})"
+    for line_number, line in _jsonl_lines(path):
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as exc:
+            problem = f"line {line_number}: not valid JSON ({exc.msg})"
+        else:
+            missing = [f for f in (gold_field, pred_field) if f not in row] if isinstance(row, dict) else []
+            if not isinstance(row, dict):
+                problem = f"line {line_number}: expected a JSON object, got {type(row).__name__}"
+            elif missing:
+                problem = (
+                    f"line {line_number}: missing field(s) {missing}; the row has {sorted(row)}; "
+                    "choose fields with --gold-field/--pred-field"
+                )
             else:
-                if not isinstance(row, dict):
-                    problem = f"line {line_number}: expected a JSON object, got {type(row).__name__}"
-                else:
-                    missing = [f for f in (gold_field, pred_field) if f not in row]
-                    if missing:
-                        problem = (
-                            f"line {line_number}: missing field(s) {missing}; the row has {sorted(row)}; "
-                            "choose fields with --gold-field/--pred-field"
-                        )
-            if problem is not None:
-                if not skip_bad:
-                    raise DataError(f"{path}: {problem} (or pass --skip-bad-rows to skip such rows)")
-                bad.append(problem)
+                yield line_number, str(row[gold_field]), _as_text(row[pred_field])
                 continue
-            yield line_number, str(row[gold_field]), _as_text(row[pred_field])
+        if not skip_bad:
+            raise DataError(f"{path}: {problem} (or pass --skip-bad-rows to skip such rows)")
+        bad.append(problem)
+
+
+def _jsonl_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(line number, text) of each non-blank line of a JSON-lines file, gzip-compressed or not."""
+    fix = "--file takes a JSON-lines file (.jsonl, or .jsonl.gz)"
+    if not path.is_file():
+        raise DataError(f"no such file: {path}; {fix}")
+    try:
+        with path.open("rb") as probe:
+            gzipped = probe.read(2) == b"\x1f\x8b"
+        with gzip.open(path, "rb") if gzipped else path.open("rb") as handle:
+            for line_number, raw in enumerate(handle, start=1):
+                try:
+                    line = raw.decode("utf-8-sig" if line_number == 1 else "utf-8")
+                except UnicodeDecodeError as exc:
+                    raise DataError(
+                        f"{path}: line {line_number} is not UTF-8 text (byte {exc.start}); {fix}"
+                    ) from exc
+                if line.strip():
+                    yield line_number, line
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError; EOFError: a truncated .gz
+        raise DataError(f"cannot read {path}: {exc}; {fix}") from exc
 
 
 def _as_text(value: Any) -> str:
@@ -271,11 +301,13 @@ def _verify_file(args: argparse.Namespace) -> int:
     reasons: Counter[str] = Counter()
     total = correct = 0
     out_tmp = args.out.with_name(args.out.name + ".tmp") if args.out else None
-    out_handle = out_tmp.open("w", encoding="utf-8") if out_tmp else None
+    chunks = _chunks(rows, _CHUNK_ROWS)
+    first = next(chunks, [])  # read (and check) the first rows before workers and a progress bar start
+    out_handle = _open_for_writing(out_tmp, args.out) if out_tmp else None
     start = time.perf_counter()
     try:
         with _make_verifier(args) as verifier, tqdm(unit="row", desc="verifying", file=sys.stderr) as bar:
-            for chunk in _chunks(rows, _CHUNK_ROWS):
+            for chunk in itertools.chain([first] if first else [], chunks):
                 verdicts = verifier.verify_batch([g for _, g, _ in chunk], [c for _, _, c in chunk])
                 for (line_number, _, _), verdict in zip(chunk, verdicts, strict=True):
                     total += 1
@@ -289,8 +321,9 @@ def _verify_file(args: argparse.Namespace) -> int:
             out_handle.close()
             os.replace(out_tmp, args.out)  # atomic: a reader never sees a half-written verdict file
     finally:
-        if out_handle and not out_handle.closed:
+        if out_handle and not out_handle.closed:  # stopped early: leave no partial verdict file
             out_handle.close()
+            out_tmp.unlink(missing_ok=True)
     elapsed = time.perf_counter() - start
     summary = {
         "rows": total,
@@ -313,6 +346,15 @@ def _verify_file(args: argparse.Namespace) -> int:
         if args.out:
             print(f"verdicts: {args.out}")
     return 0
+
+
+def _open_for_writing(path: Path, shown: Path) -> Any:
+    try:
+        return path.open("w", encoding="utf-8")
+    except OSError as exc:
+        raise DataError(
+            f"cannot write {shown}: {exc.strerror or exc}; pass --out a path in an existing, writable folder"
+        ) from exc
 
 
 def _chunks(rows: Iterator[tuple], size: int) -> Iterator[list[tuple]]:

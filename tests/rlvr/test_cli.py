@@ -112,3 +112,60 @@ def test_demo_verdicts_all_as_expected():
         "hedged",
         "multiple_answers",
     }
+
+
+def assert_one_line_error(result, *fragments):
+    """Bad input: exit 2 and exactly one `rlvr: error:` line on stderr, naming the problem; no traceback."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rlvr: error: "), result.stderr
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+PNG_BYTES = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+
+
+def test_sandbox_run_bad_files_are_one_line_errors(tmp_path):
+    program = tmp_path / "prog.py"
+    program.write_text("print(input())\n", encoding="utf-8")
+    picture = tmp_path / "x.png"
+    picture.write_bytes(PNG_BYTES)
+    missing = run("sandbox", "run", str(program), "--stdin", str(tmp_path / "missing.txt"), check=False)
+    assert_one_line_error(missing, "no such --stdin file", "missing.txt")
+    binary_stdin = run("sandbox", "run", str(program), "--stdin", str(picture), check=False)
+    assert_one_line_error(binary_stdin, "x.png is not UTF-8 text")
+    binary_program = run("sandbox", "run", str(picture), check=False)
+    assert_one_line_error(binary_program, "x.png is not UTF-8 text")
+    no_program = run("sandbox", "run", str(tmp_path / "nope.py"), check=False)
+    assert_one_line_error(no_program, "no such program")
+
+
+def test_verify_file_reads_gzip_and_refuses_binary_files(tmp_path):
+    import gzip
+
+    rows = [{"answer": "12", "completion": "\\boxed{12}"}, {"answer": "3", "completion": "\\boxed{4}"}]
+    packed = tmp_path / "rows.jsonl.gz"
+    packed.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    summary = json.loads(run("verify", "math", "--file", str(packed), "--json").stdout)
+    assert summary["rows"] == 2 and summary["correct"] == 1
+
+    picture = tmp_path / "x.png"
+    picture.write_bytes(PNG_BYTES)
+    out = tmp_path / "verdicts.jsonl"
+    for extra in ([], ["--skip-bad-rows"], ["--out", str(out)]):
+        result = run("verify", "math", "--file", str(picture), *extra, check=False)
+        assert_one_line_error(result, "x.png: line 1 is not UTF-8 text", ".jsonl.gz")
+    assert not out.exists() and not (tmp_path / "verdicts.jsonl.tmp").exists()
+
+    broken_gzip = tmp_path / "x.gz"
+    broken_gzip.write_bytes(gzip.compress(b'{"answer": "1"}\n' * 50)[:20])
+    assert_one_line_error(run("verify", "math", "--file", str(broken_gzip), check=False), "cannot read")
+    gzipped_picture = tmp_path / "x.png.gz"
+    gzipped_picture.write_bytes(gzip.compress(PNG_BYTES))
+    result = run("verify", "math", "--file", str(gzipped_picture), check=False)
+    assert_one_line_error(result, "line 1 is not UTF-8 text")
+
+    nowhere = tmp_path / "no" / "folder" / "v.jsonl"
+    result = run("verify", "math", "--file", str(packed), "--out", str(nowhere), check=False)
+    assert_one_line_error(result, "cannot write", str(nowhere))
