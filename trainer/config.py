@@ -106,7 +106,7 @@ class AlgorithmConfig:
     overlong_penalty: float | None = None
     """Scale of the overlong punishment."""
     num_iterations: int | None = None
-    """Optimiser passes over each batch (1: pi_old is the detached current policy, no extra forward)."""
+    """Optimiser passes over each batch (with minibatches = 1, one pass is one step: no pi_old forward)."""
     minibatches: int | None = None
     """Optimiser steps per pass (the batch is split into this many minibatches)."""
 

@@ -92,14 +92,16 @@ def policy_update(
     """Optimise on one batch; return the update metrics (token-weighted means over the batch)."""
     s = settings
     begun = time.perf_counter()
-    old_all = (
-        batch_logprobs(model, batch, s.temperature, s.micro_batch_size) if s.num_iterations > 1 else None
-    )
+    minibatches = _split(len(batch), s.minibatches)
+    # pi_old is the policy that generated the batch. With one optimiser step it is the current policy (use the
+    # detached log-probs, no extra forward); with several, every step after the first has moved the policy, so
+    # compute pi_old once, before the first step.
+    several_steps = s.num_iterations * len(minibatches) > 1
+    old_all = batch_logprobs(model, batch, s.temperature, s.micro_batch_size) if several_steps else None
     sums: dict[str, float] = {}
     weight = 0.0
     grad_norms: list[float] = []
     times: dict[str, float] = {"time/old_logprobs_s": time.perf_counter() - begun}
-    minibatches = _split(len(batch), s.minibatches)
     for _ in range(s.num_iterations):
         for rows in minibatches:
             minibatch = batch.rows(rows)
