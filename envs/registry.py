@@ -2,18 +2,21 @@
 
 `register` adds Gymnasium's spec (entry point as a "module:Class" string, so nothing is imported until `make`)
 and a card with what `rlvr envs show` prints; `make(id, **overrides)` lays the overrides over the spec's kwargs.
-The built-in registrations are listed in one module, `rlvr.envs.registrations`.
+The built-in registrations are listed in one module, `rlvr.envs.registrations`. Every function here also takes
+a user environment as `module:id`, and sees the ids of installed plugins (`rlvr.envs.plugins`).
 """
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import gymnasium as gym
-from gymnasium.envs.registration import WrapperSpec
+from gymnasium.envs.registration import WrapperSpec, load_env_creator
 
+from rlvr.envs.plugins import import_id, load_plugins
 from rlvr.errors import ConfigError
 
 NAMESPACE = "rlvr"
@@ -71,26 +74,61 @@ def register(
 
 
 def make(id: str, **overrides: Any) -> gym.Env:
-    """`gymnasium.make(id, **overrides)` once the built-in registrations are loaded."""
-    _require(id)
+    """`gymnasium.make(id, **overrides)` once the registrations are loaded; `id` may be `module:id`.
+
+    An override the environment does not take is a ConfigError naming the ones it does (not a TypeError).
+    """
+    id = resolve(id)
+    check_overrides(id, overrides)
     return gym.make(id, **overrides)
 
 
-def list_ids(namespace: str | None = NAMESPACE) -> list[str]:
-    """Registered ids, sorted; `namespace=None` lists every Gymnasium id."""
+def resolve(id: str) -> str:
+    """The registered id behind `id` (importing the module of a `module:id`); UnknownEnvironment if none."""
     load_builtins()
-    ids = (
-        gym.registry.keys()
-        if namespace is None
-        else (i for i in gym.registry if i.startswith(namespace + "/"))
-    )
-    return sorted(ids)
+    id = import_id(id)
+    _require(id)
+    return id
+
+
+def list_ids(namespace: str | None = NAMESPACE) -> list[str]:
+    """Registered ids, sorted: rlvr's and every id registered through `register` (plugins, user modules);
+    `namespace="mylab"` only that namespace; `namespace=None` every Gymnasium id."""
+    load_builtins()
+    if namespace is None:
+        return sorted(gym.registry)
+    if namespace == NAMESPACE:
+        return sorted({i for i in gym.registry if i.startswith(NAMESPACE + "/")} | set(_cards))
+    return sorted(i for i in gym.registry if i.startswith(namespace + "/"))
 
 
 def card(id: str) -> EnvCard:
     """The card of a registered id (a bare one for ids registered with `gymnasium.register` directly)."""
-    _require(id)
+    id = resolve(id)
     return _cards.get(id, EnvCard(id=id, description="", data_source=""))
+
+
+def accepted_kwargs(id: str) -> set[str] | None:
+    """The keyword arguments the environment of a registered id takes (None: any, it has **kwargs)."""
+    entry_point = gym.spec(id).entry_point
+    creator = load_env_creator(entry_point) if isinstance(entry_point, str) else entry_point
+    try:
+        parameters = inspect.signature(creator).parameters.values()
+    except (TypeError, ValueError):  # no signature to read (a builtin): let the call decide
+        return None
+    if any(p.kind is p.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+
+
+def check_overrides(id: str, overrides: dict[str, Any]) -> None:
+    """ConfigError when `overrides` names a keyword the environment of `id` does not take."""
+    accepted = accepted_kwargs(id)
+    unknown = sorted(set(overrides) - accepted) if accepted is not None else []
+    if unknown:
+        raise ConfigError(
+            f"{id} takes no {', '.join(map(repr, unknown))}; it takes: {', '.join(sorted(accepted)) or 'nothing'}"
+        )
 
 
 def reward_components(env: gym.Env) -> list[str]:
@@ -108,13 +146,14 @@ def reward_components(env: gym.Env) -> list[str]:
 
 
 def load_builtins() -> None:
-    """Import the module that lists the built-in registrations (idempotent)."""
+    """Import the module that lists the built-in registrations, and the installed plugins (idempotent)."""
     import rlvr.envs.registrations  # noqa: F401
+
+    load_plugins()
 
 
 def _require(id: str) -> None:
-    """Load the built-ins; raise UnknownEnvironment, naming close ids, when `id` is not registered."""
-    load_builtins()
+    """Raise UnknownEnvironment, naming close ids, when `id` is not registered."""
     if id not in gym.registry:
         import difflib
 

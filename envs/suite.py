@@ -13,7 +13,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 
-from rlvr.envs.registry import make
+from rlvr.envs.registry import check_overrides, make, resolve
 from rlvr.envs.rollout import Trajectory
 from rlvr.errors import ConfigError
 
@@ -40,10 +40,14 @@ class Draw:
 
 
 class Suite:
-    """A weighted mixture of environments. `Suite.parse("rlvr/arithmetic-v0:3,rlvr/countdown-v0:1")`."""
+    """A weighted mixture of environments. `Suite.parse("rlvr/arithmetic-v0:3,rlvr/countdown-v0:1")`.
+
+    Ids may be `module:id` (`mylab.envs:mylab/revword-v0:2`): the module is imported and the plain id kept.
+    Unknown ids and overrides an environment does not take are ConfigErrors here, before any episode.
+    """
 
     def __init__(self, entries: Sequence[SuiteEntry | str | tuple[str, float]], seed: int = 0) -> None:
-        parsed = [_entry(item) for item in entries]
+        parsed = [_resolved(_entry(item)) for item in entries]
         if not parsed:
             raise ConfigError("a suite needs at least one environment id")
         ids = [entry.id for entry in parsed]
@@ -59,16 +63,12 @@ class Suite:
         self._sizes: dict[str, int] = {}
 
     @classmethod
-    def parse(cls, text: str, seed: int = 0) -> Suite:
-        """ "id[:weight],id[:weight],..." (weight 1 when omitted)."""
-        entries = []
-        for part in filter(None, (p.strip() for p in text.split(","))):
-            name, _, weight = part.rpartition(":") if _has_weight(part) else (part, "", "1")
-            try:
-                entries.append(SuiteEntry(name, float(weight)))
-            except ValueError as exc:
-                raise ConfigError(f"bad suite entry {part!r}: expected id or id:weight ({exc})") from exc
-        return cls(entries, seed=seed)
+    def parse(
+        cls, text: str, seed: int = 0, overrides: dict[str, dict[str, Any]] | None = None
+    ) -> Suite:
+        """ "id[:weight],id[:weight],..." (weight 1 when omitted); `overrides` per id, keyed by the id as
+        written in `text` or by its plain id."""
+        return cls(parse_entries(text, overrides), seed=seed)
 
     @property
     def ids(self) -> list[str]:
@@ -135,6 +135,27 @@ def suite_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
                 np.mean([t.rewards.get(component, 0.0) for t in group])
             )
     return metrics
+
+
+def parse_entries(text: str, overrides: dict[str, dict[str, Any]] | None = None) -> list[SuiteEntry]:
+    """The entries of "id[:weight],..." with their `make` overrides (keyed by the id as written or plain)."""
+    overrides = overrides or {}
+    entries = []
+    for part in filter(None, (p.strip() for p in text.split(","))):
+        name, _, weight = part.rpartition(":") if _has_weight(part) else (part, "", "1")
+        plain = resolve(name)
+        try:
+            entries.append(SuiteEntry(plain, float(weight), dict(overrides.get(name, overrides.get(plain, {})))))
+        except ValueError as exc:
+            raise ConfigError(f"bad suite entry {part!r}: expected id or id:weight ({exc})") from exc
+    return entries
+
+
+def _resolved(entry: SuiteEntry) -> SuiteEntry:
+    """The entry with its plain id (a `module:id` imported), its overrides checked against the environment."""
+    plain = resolve(entry.id)
+    check_overrides(plain, entry.overrides)
+    return entry if plain == entry.id else SuiteEntry(plain, entry.weight, entry.overrides)
 
 
 def _entry(item: SuiteEntry | str | tuple[str, float]) -> SuiteEntry:

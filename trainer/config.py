@@ -38,13 +38,14 @@ class ModelConfig:
 @dataclass
 class EnvConfig:
     suite: str = "rlvr/arithmetic-v0"
-    """Training environments, `id[:weight],...` (weights default to 1)."""
+    """Training environments, `id[:weight],...` (weights default to 1); an id may be `module:id`."""
     overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
     """`make` keyword overrides per environment id, e.g. {"rlvr/arithmetic-v0": {"level": 2}}."""
     eval_env: str = ""
     """Held-out environment for greedy accuracy before and after training (empty: the suite's first id)."""
-    eval_overrides: dict[str, Any] = field(default_factory=lambda: {"split": "test"})
-    """`make` overrides of the held-out environment (default: its test split)."""
+    eval_overrides: dict[str, Any] = field(default_factory=dict)
+    """`make` overrides of held-out environments, per id: {"rlvr/arithmetic-v0": {"level": 2}}. The held-out
+    environment gets `split="test"`, then its own entry; a flat mapping needs `eval_env`."""
     eval_tasks: int = 100
     """Held-out tasks evaluated (task indices 0..eval_tasks-1); 0 disables the evaluation."""
     eval_max_tokens: int = 0

@@ -25,7 +25,7 @@ import torch
 
 from rlvr.atomic import write_text_atomic
 from rlvr.envs.rollout import Trajectory, rollout
-from rlvr.envs.suite import Suite, SuiteEntry, suite_metrics
+from rlvr.envs.suite import Suite, suite_metrics
 from rlvr.envs.types import Sampling
 from rlvr.errors import ConfigError
 from rlvr.trainer.advantages import group_advantages, reinforce_pp_advantages
@@ -37,6 +37,7 @@ from rlvr.trainer.dynamic_sampling import FillStats, fill_batch
 from rlvr.trainer.evaluate import HeldOutResult, held_out_accuracy
 from rlvr.trainer.logger import RunLogger, plot_curves
 from rlvr.trainer.losses import kl_penalty
+from rlvr.trainer.run_envs import run_environments
 from rlvr.trainer.update import UpdateSettings, batch_logprobs, policy_update
 from rlvr.verifiers.length import OverlongConfig, overlong_penalty
 
@@ -79,6 +80,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         torch.set_num_threads(config.model.threads)
     _seed_everything(run.seed + dist.rank)
 
+    environments = run_environments(config.env)  # unknown ids and bad overrides fail before the model loads
     from rlvr.trainer.engines.models import load_model, load_tokenizer
 
     tokenizer = load_tokenizer(config.model.name)
@@ -97,13 +99,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     total_updates = run.steps * algo.num_iterations * algo.minibatches
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, total_updates))
     trained = dist.wrap(model)
-    suite = Suite(
-        [
-            SuiteEntry(e.id, e.weight, config.env.overrides.get(e.id, {}))
-            for e in Suite.parse(config.env.suite).entries
-        ],
-        seed=run.seed * 1000 + dist.rank,
-    )
+    suite = Suite(environments.entries, seed=run.seed * 1000 + dist.rank)
 
     start_step, evals, state = 0, [], {}
     checkpoints = out / "checkpoints"
@@ -132,14 +128,14 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
         else None
     )
 
-    eval_env = config.env.eval_env or suite.ids[0]
+    eval_env = environments.held_out_id
     eval_tokens = config.env.eval_max_tokens or config.rollout.max_tokens
 
     def evaluate(step: int) -> HeldOutResult | None:
         if config.env.eval_tasks == 0 or not dist.is_main:
             return None
         result = held_out_accuracy(
-            engine, eval_env, config.env.eval_overrides, config.env.eval_tasks, eval_tokens, tokenizer
+            engine, eval_env, environments.held_out_overrides, config.env.eval_tasks, eval_tokens, tokenizer
         )
         evals.append(
             {"step": step, "accuracy": result.accuracy, "solved": result.solved, "tasks": result.tasks}
