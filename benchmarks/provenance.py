@@ -113,7 +113,7 @@ def _version(package: str) -> str | None:
 
 def run_provenance() -> dict[str, Any]:
     """rlvr's version and the date (UTC)."""
-    from rlvr import __version__
+    from rlvr.version import __version__
 
     return {
         "rlvr_version": __version__,

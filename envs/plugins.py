@@ -1,7 +1,9 @@
 """Environments from outside rlvr: `module:id` ids and installed packages' entry points.
 
 - `"mylab.envs:mylab/revword-v0"` (Gymnasium's own form): import `mylab.envs`, whose import registers the id, then
-  use `mylab/revword-v0`. Accepted wherever rlvr takes an id: `rlvr.make`, `rlvr envs check|show`, `env.suite`.
+  use `mylab/revword-v0`. Accepted wherever rlvr takes an id: `rlvr.make`, `rlvr envs check|show`, `env.suite`,
+  `rlvr eval --suite`. The current folder is searched first, as `python -m` does, so a module beside the user
+  needs no install.
 - An installed package declares an entry point in the group `rlvr.envs`; its value is a module to import
   (`mylab = "mylab.envs"`) or a function to call (`mylab = "mylab.envs:register_all"`). rlvr loads every such
   entry point with its own built-ins: when Gymnasium is first imported after `import rlvr`, and before any
@@ -11,6 +13,8 @@
 from __future__ import annotations
 
 import importlib
+import os
+import sys
 import warnings
 from importlib.metadata import entry_points
 
@@ -60,16 +64,23 @@ def import_id(env_id: str) -> str:
     """The plain id of `env_id`, after importing its module when it has the `module:id` form."""
     module, name = split_module(env_id)
     if module is not None:
-        try:
-            importlib.import_module(module)
-        except ImportError as exc:
-            raise ConfigError(
-                f"cannot import {module!r} for the environment {env_id!r} ({exc}); install the package that "
-                "provides it, or run from the folder that holds it (or add that folder to PYTHONPATH)"
-            ) from exc
-        except Exception as exc:
-            raise ConfigError(
-                f"importing {module!r} for the environment {env_id!r} failed: {type(exc).__name__}: {exc} "
-                f"(`python -c 'import {module}'` shows the traceback)"
-            ) from exc
+        import_user_module(module, f"the environment {env_id!r}")
     return name
+
+
+def import_user_module(module: str, purpose: str = "its environments") -> None:
+    """Import a user's module (the current folder searched first); a ConfigError that says why it failed."""
+    if os.getcwd() not in sys.path and "" not in sys.path:  # as `python -m`: the user's folder first
+        sys.path.insert(0, os.getcwd())
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise ConfigError(
+            f"cannot import {module!r} for {purpose} ({exc}); install the package that provides it, or run "
+            "from the folder that holds it (or add that folder to PYTHONPATH)"
+        ) from exc
+    except Exception as exc:
+        raise ConfigError(
+            f"importing {module!r} for {purpose} failed: {type(exc).__name__}: {exc} "
+            f"(`python -c 'import {module}'` shows the traceback)"
+        ) from exc

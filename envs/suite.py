@@ -63,9 +63,7 @@ class Suite:
         self._sizes: dict[str, int] = {}
 
     @classmethod
-    def parse(
-        cls, text: str, seed: int = 0, overrides: dict[str, dict[str, Any]] | None = None
-    ) -> Suite:
+    def parse(cls, text: str, seed: int = 0, overrides: dict[str, dict[str, Any]] | None = None) -> Suite:
         """ "id[:weight],id[:weight],..." (weight 1 when omitted); `overrides` per id, keyed by the id as
         written in `text` or by its plain id."""
         return cls(parse_entries(text, overrides), seed=seed)
@@ -145,7 +143,9 @@ def parse_entries(text: str, overrides: dict[str, dict[str, Any]] | None = None)
         name, _, weight = part.rpartition(":") if _has_weight(part) else (part, "", "1")
         plain = resolve(name)
         try:
-            entries.append(SuiteEntry(plain, float(weight), dict(overrides.get(name, overrides.get(plain, {})))))
+            entries.append(
+                SuiteEntry(plain, float(weight), dict(overrides.get(name, overrides.get(plain, {}))))
+            )
         except ValueError as exc:
             raise ConfigError(f"bad suite entry {part!r}: expected id or id:weight ({exc})") from exc
     return entries

@@ -15,11 +15,11 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from rlvr import __version__
 from rlvr.cli_envs import add_envs_commands
 from rlvr.cli_eval import add_eval_commands
 from rlvr.cli_train import add_train_command
 from rlvr.errors import DataError, RlvrError
+from rlvr.version import __version__
 
 _CHUNK_ROWS = 512  # rows verified per batch in file mode; bounds memory and paces the progress bar
 
