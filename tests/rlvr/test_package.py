@@ -76,7 +76,11 @@ def test_wheel_ships_its_data_and_its_cli_runs_from_an_install(tmp_path):
     assert "Warning" not in built.stdout + built.stderr, built.stdout + built.stderr
     (wheel,) = (tmp_path / "dist").glob("rlvr-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
-    assert {"rlvr/data/quickstart.yaml", "rlvr/data/demo_completions.jsonl"} <= names
+    assert {
+        "rlvr/data/quickstart.yaml",
+        "rlvr/data/demo_completions.jsonl",
+        "rlvr/data/gsm8k_sample.jsonl",
+    } <= names
     assert "rlvr/sandbox/build_image.sh" in names and "rlvr/envs/__init__.py" in names
 
     target = tmp_path / "installed"
