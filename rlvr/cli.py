@@ -58,7 +58,9 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     math_parser.add_argument("--gold", help="the gold answer, e.g. '\\frac{1}{2}'")
     math_parser.add_argument("--pred", help="the model's completion or answer")
-    math_parser.add_argument("--file", type=Path, help="a JSONL file with one row per completion")
+    math_parser.add_argument(
+        "--file", type=Path, help="a JSONL file (.jsonl or .jsonl.gz), one row per completion"
+    )
     math_parser.add_argument(
         "--gold-field", default="answer", help="gold answer field in --file (default: answer)"
     )
