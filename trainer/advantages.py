@@ -23,10 +23,11 @@ class GroupStats:
     size: Tensor  # G, the group's sample count
     mean: Tensor  # mean_g r
     std: Tensor  # unbiased (Bessel) std; 0 for a group of size 1
+    varies: Tensor  # bool: the group's rewards are not all equal (compared exactly, not via std > 0)
 
 
 def group_stats(rewards: Tensor, group_ids: Tensor) -> GroupStats:
-    """Size, mean and unbiased std of each sample's group, broadcast back to the samples."""
+    """Size, mean, unbiased std and reward spread of each sample's group, broadcast back to the samples."""
     _, inverse = torch.unique(group_ids, return_inverse=True)  # (N,) group index in 0..n_groups-1
     n_groups = int(inverse.max()) + 1 if inverse.numel() else 0
     zeros = rewards.new_zeros(n_groups)
@@ -34,7 +35,10 @@ def group_stats(rewards: Tensor, group_ids: Tensor) -> GroupStats:
     mean = zeros.index_add(0, inverse, rewards) / size
     centred = rewards - mean[inverse]  # (N,)
     var = zeros.index_add(0, inverse, centred**2) / (size - 1).clamp(min=1)  # Bessel: / (G - 1)
-    return GroupStats(size=size[inverse], mean=mean[inverse], std=var.sqrt()[inverse])
+    high = zeros.scatter_reduce(0, inverse, rewards, reduce="amax", include_self=False)
+    low = zeros.scatter_reduce(0, inverse, rewards, reduce="amin", include_self=False)
+    varies = (high > low)[inverse]
+    return GroupStats(size=size[inverse], mean=mean[inverse], std=var.sqrt()[inverse], varies=varies)
 
 
 def _grpo(rewards: Tensor, g: GroupStats, baselines: Tensor | None, eps: float) -> Tensor:
@@ -69,6 +73,15 @@ def _remax(rewards: Tensor, g: GroupStats, baselines: Tensor | None, eps: float)
     return rewards - baselines.to(rewards.dtype)
 
 
+def _gpg(rewards: Tensor, g: GroupStats, baselines: Tensor | None, eps: float) -> Tensor:
+    # GPG (arXiv 2504.02546, F_norm = 1): A_i = alpha * (r_i - mean_g), alpha = B / B_valid, where B_valid counts
+    # the samples of groups whose rewards differ (the others have A = 0 and no gradient; alpha rescales the
+    # batch gradient to the samples that carry one). A lone sample, or an all-equal group, gets exactly 0.
+    alpha = rewards.numel() / g.varies.sum().clamp(min=1).to(rewards.dtype)  # in the rewards' precision
+    adv = alpha * (rewards - g.mean)
+    return torch.where(g.varies, adv, torch.zeros_like(adv))
+
+
 Estimator = Callable[[Tensor, GroupStats, "Tensor | None", float], Tensor]
 
 ESTIMATORS: dict[str, Estimator] = {
@@ -76,7 +89,7 @@ ESTIMATORS: dict[str, Estimator] = {
     "dr_grpo": _dr_grpo,
     "rloo": _rloo,
     "remax": _remax,
-    "gpg": _grpo,  # GPG: the same group mean/std normalisation; it differs in the loss (no clip, no KL)
+    "gpg": _gpg,
 }
 
 ADVANTAGE_NAMES: tuple[str, ...] = (*ESTIMATORS, "reinforce_pp")
@@ -93,7 +106,7 @@ def group_advantages(
     """One advantage per sample, (N,), from rewards (N,) and group ids (N,) with the named group estimator.
 
     A group of size 1 gets advantage 0 under ``grpo``, ``gpg`` and ``rloo`` (no baseline to compare with);
-    ``dr_grpo`` gives it 0 too since r_i = mean_g.
+    ``dr_grpo`` gives it 0 too since r_i = mean_g. ``gpg`` scales by a batch-level alpha: pass the whole batch.
     """
     if estimator not in ESTIMATORS:
         hint = (

@@ -11,10 +11,11 @@ from typing import Any
 
 from rlvr.errors import ConfigError
 from rlvr.trainer.advantages import ADVANTAGE_NAMES
-from rlvr.trainer.losses import AGGREGATIONS, KL_ESTIMATORS, RATIO_LEVELS
+from rlvr.trainer.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, RATIO_LEVELS
 
 _BASE: dict[str, Any] = {
     "advantage": "grpo",
+    "policy_loss": "clip",
     "clip_low": 0.2,
     "clip_high": 0.2,
     "clip_ratio_c": None,
@@ -59,6 +60,9 @@ PRESETS: dict[str, dict[str, Any]] = {
     },
     # ReMax: baseline = reward of the greedy completion of the same prompt.
     "remax": {"advantage": "remax"},
+    # GPG (arXiv 2504.02546): alpha * (r - mean) with alpha = B / B_valid, loss -A log pi (no ratio, no clip),
+    # no KL, token-mean (verl's default for its gpg loss).
+    "gpg": {"advantage": "gpg", "policy_loss": "gpg", "loss_agg": "token_mean", "kl_coef": 0.0},
 }
 
 
@@ -79,7 +83,13 @@ def resolve_algorithm(config: Any) -> Any:
 def _validate(a: Any) -> None:
     checks = [
         (a.advantage in ADVANTAGE_NAMES, "advantage", f"one of {', '.join(ADVANTAGE_NAMES)}"),
+        (a.policy_loss in POLICY_LOSSES, "policy_loss", f"one of {', '.join(POLICY_LOSSES)}"),
         (a.ratio_level in RATIO_LEVELS, "ratio_level", f"one of {', '.join(RATIO_LEVELS)}"),
+        (
+            a.policy_loss != "gpg" or a.ratio_level == "token",
+            "ratio_level",
+            "token with policy_loss=gpg (it has no ratio; use policy_loss=clip for GSPO)",
+        ),
         (a.loss_agg in AGGREGATIONS, "loss_agg", f"one of {', '.join(AGGREGATIONS)}"),
         (a.kl_estimator in KL_ESTIMATORS, "kl_estimator", f"one of {', '.join(KL_ESTIMATORS)}"),
         (a.clip_low >= 0 and a.clip_high >= 0, "clip_low/clip_high", ">= 0"),

@@ -77,9 +77,11 @@ class RolloutConfig:
 @dataclass
 class AlgorithmConfig:
     preset: str = "grpo"
-    """grpo, dapo, dr_grpo, gspo, rloo, reinforce_pp or remax: the defaults of the fields below."""
+    """grpo, dapo, dr_grpo, gspo, rloo, reinforce_pp, remax or gpg: the defaults of the fields below."""
     advantage: str | None = None
     """Advantage estimator: grpo, dr_grpo, rloo, remax, reinforce_pp, gpg."""
+    policy_loss: str | None = None
+    """`clip` (the clipped surrogate of PPO/GRPO) or `gpg` (-A log pi: no ratio, no clip; GPG)."""
     clip_low: float | None = None
     """Lower clip epsilon: ratios below 1 - clip_low are clipped (for negative advantages)."""
     clip_high: float | None = None

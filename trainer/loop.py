@@ -444,6 +444,7 @@ def _update_settings(config: TrainConfig) -> UpdateSettings:
         clip_high=a.clip_high,
         clip_ratio_c=a.clip_ratio_c,
         ratio_level=a.ratio_level,
+        policy_loss=a.policy_loss,
         loss_agg=a.loss_agg,
         loss_max_length=r.max_tokens,
         kl_coef=a.kl_coef,

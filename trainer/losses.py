@@ -50,6 +50,57 @@ RATIO_LEVELS: dict[str, Callable[[Tensor, Tensor, Tensor], Tensor]] = {
 }
 
 
+# ---------------------------------------------------------------------------------------------------------
+# Policy-loss variants: token losses (B, T) from the ratio rho, the log-probs and the advantages (all (B, T)),
+# and the boolean masks of the tokens each bound acted on ("low", "high", "dual").
+
+
+def _clip_surrogate(
+    ratio: Tensor,
+    logprobs: Tensor,
+    adv: Tensor,
+    *,
+    clip_low: float,
+    clip_high: float,
+    clip_ratio_c: float | None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    # PPO/GRPO: L = -min(rho A, clip(rho, 1 - clip_low, 1 + clip_high) A); dual clip: L = min(L, -c A) for A < 0
+    unclipped = -adv * ratio
+    clipped = -adv * ratio.clamp(1 - clip_low, 1 + clip_high)
+    loss = torch.maximum(unclipped, clipped)
+    dual = torch.zeros_like(adv, dtype=torch.bool)
+    if clip_ratio_c is not None:
+        bound = -adv * clip_ratio_c  # surrogate >= clip_ratio_c * A when A < 0
+        dual = (adv < 0) & (loss > bound)
+        loss = torch.where(dual, bound, loss)
+    acted = {
+        "low": (ratio < 1 - clip_low) & (adv < 0),
+        "high": (ratio > 1 + clip_high) & (adv > 0),
+        "dual": dual,
+    }
+    return loss, acted
+
+
+def _gpg(
+    ratio: Tensor,
+    logprobs: Tensor,
+    adv: Tensor,
+    *,
+    clip_low: float,
+    clip_high: float,
+    clip_ratio_c: float | None,
+) -> tuple[Tensor, dict[str, Tensor]]:
+    # GPG (arXiv 2504.02546): L = -A log pi_theta; no ratio, no clip (the clip settings are unused)
+    none = torch.zeros_like(adv, dtype=torch.bool)
+    return -adv * logprobs, {"low": none, "high": none, "dual": none}
+
+
+POLICY_LOSSES: dict[str, Callable[..., tuple[Tensor, dict[str, Tensor]]]] = {
+    "clip": _clip_surrogate,
+    "gpg": _gpg,
+}
+
+
 def policy_loss(
     logprobs: Tensor,
     old_logprobs: Tensor,
@@ -60,13 +111,16 @@ def policy_loss(
     clip_high: float,
     clip_ratio_c: float | None = None,
     ratio_level: str = "token",
+    variant: str = "clip",
 ) -> tuple[Tensor, dict[str, Tensor]]:
-    """Clipped surrogate token losses (B, T) and detached stats (means over policy tokens).
+    """Token losses (B, T) of the named policy-loss variant, and detached stats (means over policy tokens).
 
-    L = -min(rho * A, clip(rho, 1 - clip_low, 1 + clip_high) * A); with dual clip, for A < 0,
-    L = min(L, -clip_ratio_c * A). ``advantages`` is (B,) (broadcast to tokens) or (B, T).
-    ``ratio_level="sequence"`` is GSPO: rho is the length-normalised sequence ratio s_i.
+    ``clip``: L = -min(rho * A, clip(rho, 1 - clip_low, 1 + clip_high) * A); with dual clip, for A < 0,
+    L = min(L, -clip_ratio_c * A). ``gpg``: L = -A * log pi (GPG: no ratio, no clip; rho is only logged).
+    ``advantages`` is (B,) (broadcast to tokens) or (B, T). ``ratio_level="sequence"`` is GSPO: rho is the
+    length-normalised sequence ratio s_i.
     """
+    _check_name("policy loss", variant, POLICY_LOSSES)
     _check_name("ratio_level", ratio_level, RATIO_LEVELS)
     if clip_low < 0 or clip_high < 0:
         raise ConfigError(f"clip_low={clip_low} and clip_high={clip_high} must be >= 0 (e.g. 0.2 and 0.28)")
@@ -79,22 +133,17 @@ def policy_loss(
     # masked positions may hold garbage (-inf padding): zero them before exp so neither value nor grad is nan
     log_ratio = torch.where(policy, log_ratio, torch.zeros_like(log_ratio))
     ratio = log_ratio.clamp(-LOG_RATIO_LIMIT, LOG_RATIO_LIMIT).exp()  # (B, T)
-
-    unclipped = -adv * ratio
-    clipped = -adv * ratio.clamp(1 - clip_low, 1 + clip_high)
-    loss = torch.maximum(unclipped, clipped)  # -min(rho A, clip(rho) A)
-    dual = torch.zeros_like(policy)
-    if clip_ratio_c is not None:
-        bound = -adv * clip_ratio_c  # surrogate >= clip_ratio_c * A when A < 0
-        dual = (adv < 0) & (loss > bound)
-        loss = torch.where(dual, bound, loss)
+    safe_logprobs = torch.where(policy, logprobs, torch.zeros_like(logprobs))
+    loss, acted = POLICY_LOSSES[variant](
+        ratio, safe_logprobs, adv, clip_low=clip_low, clip_high=clip_high, clip_ratio_c=clip_ratio_c
+    )
     loss = torch.where(policy, loss, torch.zeros_like(loss))
 
     with torch.no_grad():
         stats = {
-            "clip_frac_low": _masked_mean(((ratio < 1 - clip_low) & (adv < 0)).to(m.dtype), m),
-            "clip_frac_high": _masked_mean(((ratio > 1 + clip_high) & (adv > 0)).to(m.dtype), m),
-            "dual_clip_frac": _masked_mean(dual.to(m.dtype), m),
+            "clip_frac_low": _masked_mean(acted["low"].to(m.dtype), m),
+            "clip_frac_high": _masked_mean(acted["high"].to(m.dtype), m),
+            "dual_clip_frac": _masked_mean(acted["dual"].to(m.dtype), m),
             "ratio_mean": _masked_mean(ratio, m),
         }
     return loss, stats

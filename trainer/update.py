@@ -42,6 +42,7 @@ class UpdateSettings:
     micro_batch_size: int
     max_grad_norm: float
     temperature: float
+    policy_loss: str = "clip"
 
 
 def token_logprobs(
@@ -175,6 +176,7 @@ def _micro_step(
         clip_high=s.clip_high,
         clip_ratio_c=s.clip_ratio_c,
         ratio_level=s.ratio_level,
+        variant=s.policy_loss,
     )
     kl_value = torch.zeros(())
     if ref is not None:

@@ -10,6 +10,7 @@ import torch
 from rlvr.errors import ConfigError
 from rlvr.trainer.losses import (
     AGGREGATIONS,
+    POLICY_LOSSES,
     aggregate,
     entropy_from_logits,
     kl_penalty,
@@ -115,6 +116,74 @@ def test_unknown_ratio_level():
     logp, old, adv, m = _tokens([1.0], [1])
     with pytest.raises(ConfigError, match="sequence"):
         policy_loss(logp, old, adv, m, clip_low=0.2, clip_high=0.2, ratio_level="seq")
+
+
+def verl_agg_loss(loss_mat, loss_mask, loss_agg_mode):
+    """verl's `agg_loss` (core_algos.py), transcribed for one process and the whole batch in one call."""
+    if loss_agg_mode == "token-mean":
+        return (loss_mat * loss_mask).sum() / loss_mask.sum()
+    if loss_agg_mode == "seq-mean-token-mean":
+        tokens = loss_mask.sum(dim=-1)
+        seq_losses = (loss_mat * loss_mask).sum(dim=-1) / (tokens + 1e-8)
+        seq_mask = (tokens > 0).to(loss_mat.dtype)  # fully masked sequences are left out of the mean
+        return (seq_losses * seq_mask).sum() / seq_mask.sum()
+    raise ValueError(loss_agg_mode)
+
+
+def verl_policy_loss_gpg(old_log_prob, log_prob, advantages, response_mask, loss_agg_mode="token-mean"):
+    """verl's `compute_policy_loss_gpg`, transcribed: -A * log pi per token (old_log_prob unused), aggregated."""
+    return verl_agg_loss(-log_prob * advantages, response_mask, loss_agg_mode)
+
+
+def _gpg_inputs():
+    gen = torch.Generator().manual_seed(0)
+    logp = (-torch.rand(3, 6, generator=gen, dtype=torch.float64) * 3).requires_grad_()
+    old = logp.detach() + torch.randn(3, 6, generator=gen, dtype=torch.float64)  # far off: must not matter
+    mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 0, 0, 0], [0, 1, 1, 1, 1, 0]], dtype=torch.float64)
+    adv = torch.tensor([1.5, -0.75, 0.25], dtype=torch.float64)
+    return logp, old, mask, adv
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs"), [("token_mean", "token-mean"), ("seq_mean_token_mean", "seq-mean-token-mean")]
+)
+def test_gpg_loss_matches_verl(ours, theirs):
+    # L = -A log pi, no ratio and no clip: value and gradient equal verl's, whatever pi_old is
+    logp, old, mask, adv = _gpg_inputs()
+    token_losses, stats = policy_loss(logp, old, adv, mask, clip_low=0.2, clip_high=0.2, variant="gpg")
+    loss = aggregate(token_losses, mask, ours, num_sequences=3, num_tokens=float(mask.sum()))
+    (grad,) = torch.autograd.grad(loss, logp)
+    reference = verl_policy_loss_gpg(old, logp, adv[:, None].expand_as(mask), mask, theirs)
+    (reference_grad,) = torch.autograd.grad(reference, logp)
+    # verl's seq-mean-token-mean divides by (|o_i| + 1e-8): relative differences of ~1e-9
+    torch.testing.assert_close(loss, reference, rtol=1e-8, atol=1e-12)
+    torch.testing.assert_close(grad, reference_grad, rtol=1e-8, atol=1e-12)
+    # d loss / d logp_{i,t} = -A_i / sum_i |o_i| under token_mean (mask 0 -> 0)
+    if ours == "token_mean":
+        torch.testing.assert_close(grad, -adv[:, None] * mask / mask.sum(), rtol=0, atol=1e-15)
+    assert stats["clip_frac_low"] == 0 and stats["clip_frac_high"] == 0 and stats["dual_clip_frac"] == 0
+
+
+def test_gpg_ignores_pi_old_and_the_clip_settings():
+    logp, old, mask, adv = _gpg_inputs()
+    a, _ = policy_loss(logp, old, adv, mask, clip_low=0.2, clip_high=0.2, variant="gpg")
+    b, _ = policy_loss(
+        logp, logp.detach(), adv, mask, clip_low=0.0, clip_high=5.0, clip_ratio_c=3.0, variant="gpg"
+    )
+    assert torch.equal(a, b)
+    assert set(POLICY_LOSSES) == {"clip", "gpg"}
+    with pytest.raises(ConfigError, match="gpg"):
+        policy_loss(logp, old, adv, mask, clip_low=0.2, clip_high=0.2, variant="reinforce")
+
+
+def test_all_masked_rows_count_in_seq_mean_token_mean_unlike_verl():
+    # a deliberate difference (docs/TRAINING.md): a row with no policy token (overlong-filtered) counts in the
+    # sequence mean here, as in TRL; verl leaves it out. Rows: mean token loss 2 and 4, then an empty row.
+    losses = torch.tensor([[2.0, 2.0], [4.0, 4.0], [9.0, 9.0]], dtype=torch.float64)
+    mask = torch.tensor([[1.0, 1.0], [1.0, 1.0], [0.0, 0.0]], dtype=torch.float64)
+    ours = aggregate(losses, mask, "seq_mean_token_mean", num_sequences=3, num_tokens=4)
+    assert ours.item() == pytest.approx(6 / 3)
+    assert verl_agg_loss(losses, mask, "seq-mean-token-mean").item() == pytest.approx(6 / 2)
 
 
 # Token losses [[1, 2, 3, x], [4, x, x, x]], mask [[1, 1, 1, 0], [1, 0, 0, 0]]; x (100, nan, inf) is ignored.

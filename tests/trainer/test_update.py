@@ -118,3 +118,25 @@ def test_one_step_per_batch_uses_the_detached_current_log_probs(monkeypatch):
     assert torch.equal(logprobs, old)
     assert stats["clip_frac_high"] == 0 and stats["clip_frac_low"] == 0
     assert metrics["optimizer_steps"] == 1.0 and metrics["ratio/mean"] == pytest.approx(1.0, abs=0)
+
+
+def test_gpg_update_has_no_ratio_and_no_clip(monkeypatch):
+    # policy_loss = gpg: -A log pi on every minibatch, whatever pi_old; the policy still moves (ratio/mean != 1)
+    settings = dataclasses.replace(SETTINGS, policy_loss="gpg")
+    metrics, _, _, calls = run_update(settings, monkeypatch)
+    assert len(calls) == 2
+    assert metrics["clip/high_frac"] == 0 and metrics["clip/low_frac"] == 0 and metrics["clip/dual_frac"] == 0
+    assert abs(metrics["ratio/mean"] - 1) > 1e-3
+
+
+def test_the_gpg_preset():
+    from rlvr.errors import ConfigError
+    from rlvr.trainer.config import load_config
+
+    a = load_config(None, ["algorithm.preset=gpg"]).algorithm
+    assert (a.advantage, a.policy_loss, a.loss_agg, a.kl_coef) == ("gpg", "gpg", "token_mean", 0.0)
+    assert load_config(None, ["algorithm.preset=grpo"]).algorithm.policy_loss == "clip"
+    with pytest.raises(ConfigError, match="ratio_level"):
+        load_config(None, ["algorithm.preset=gpg", "algorithm.ratio_level=sequence"])
+    with pytest.raises(ConfigError, match="policy_loss"):
+        load_config(None, ["algorithm.policy_loss=vanilla"])
