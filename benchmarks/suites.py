@@ -1,7 +1,9 @@
 """Benchmark suites: which environment, which data, which prompt, which default sampling, which metrics.
 
 A suite is a small frozen record; the registry maps names to suites. Any registered environment id is also a
-suite (`get_suite("rlvr/arithmetic-v0")`) with generic defaults. Add your own in a few lines:
+suite (`get_suite("rlvr/arithmetic-v0")`) with generic defaults. A suite over a catalog dataset names the split
+it evaluates (`env_kwargs["split"]`): the dataset's test split (`rlvr.envs.catalog`), never the environment's
+default, which is the training split. Add your own in a few lines:
 
     from rlvr.benchmarks import BenchmarkSuite, register_suite
 
@@ -17,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rlvr.envs.catalog import get_spec
 from rlvr.envs.math_env import DEFAULT_PROMPT_TEMPLATE
 from rlvr.errors import ConfigError
 
@@ -47,7 +50,8 @@ class BenchmarkSuite:
     """The user message, `{problem}` replaced by the problem (math environments); None: the environment's own."""
     system_prompt: str | None = None
     env_kwargs: Mapping[str, Any] = field(default_factory=dict)
-    """Extra keyword arguments for `rlvr.make(env_id, ...)`."""
+    """Extra keyword arguments for `rlvr.make(env_id, ...)`. With a `dataset`, `split` defaults to the dataset's
+    test split (the environment's own default is its training split)."""
     n: int = 4
     """Samples per problem."""
     temperature: float = 0.6
@@ -85,6 +89,14 @@ class BenchmarkSuite:
         object.__setattr__(self, "k", tuple(sorted(set(self.k))))
         if not self.k or any(not isinstance(k, int) or k < 1 for k in self.k):
             raise ConfigError(f"suite {self.name}: k must be integers >= 1, got {self.k!r}")
+        if self.dataset is not None and "split" not in self.env_kwargs:
+            split = get_spec(self.dataset).test_split
+            object.__setattr__(self, "env_kwargs", {**self.env_kwargs, "split": split})
+
+    @property
+    def split(self) -> str | None:
+        """The dataset split evaluated (`env_kwargs["split"]`); None for environments without a dataset."""
+        return self.env_kwargs.get("split")
 
 
 _SUITES: dict[str, BenchmarkSuite] = {}
@@ -106,11 +118,14 @@ def suite_names() -> list[str]:
 
 
 def get_suite(name: str) -> BenchmarkSuite:
-    """The suite `name`, or a suite for the registered environment id `name`; ConfigError naming close names."""
+    """The suite `name`, or a suite for the registered environment id `name` (or `module:id`); ConfigError
+    naming close names."""
     if name in _SUITES:
         return _SUITES[name]
-    from rlvr.envs.registry import list_ids
+    from rlvr.envs.registry import list_ids, resolve
 
+    if ":" in name:  # a user environment as `module:id`
+        return env_suite(resolve(name))
     if name in list_ids(namespace=None):
         return env_suite(name)
     close = difflib.get_close_matches(name, [*_SUITES, *list_ids()], n=3)
@@ -122,7 +137,8 @@ def get_suite(name: str) -> BenchmarkSuite:
 
 def env_suite(env_id: str) -> BenchmarkSuite:
     """A suite for any registered environment: n 4, T 0.6, top_p 0.95, 1024 tokens, pass@1/4, avg@4; maj@k by
-    math equivalence for environments tagged "math"; the first `DEFAULT_ENV_LIMIT` tasks when it has no dataset."""
+    math equivalence for environments tagged "math"; a dataset's test split; the first `DEFAULT_ENV_LIMIT` tasks
+    when it has no dataset."""
     import gymnasium as gym
 
     from rlvr.envs.registry import card
@@ -142,24 +158,35 @@ def env_suite(env_id: str) -> BenchmarkSuite:
     )
 
 
-def _math(name: str, description: str, **options: Any) -> BenchmarkSuite:
+def _math(name: str, description: str, split: str = "test", **options: Any) -> BenchmarkSuite:
     options.setdefault("prompt_template", MATH_TEMPLATE)
     return BenchmarkSuite(
-        name=name, env_id=f"rlvr/math-{name}-v0", dataset=name, description=description, **options
+        name=name,
+        env_id=f"rlvr/math-{name}-v0",
+        dataset=name,
+        description=description,
+        env_kwargs={"split": split},
+        **options,
     )
 
 
-def _code(name: str, description: str, **options: Any) -> BenchmarkSuite:
+def _code(name: str, description: str, split: str = "test", **options: Any) -> BenchmarkSuite:
     options = {"temperature": 0.2, "metrics": ("avg", "pass"), "vote": None, **options}
     return BenchmarkSuite(
-        name=name, env_id=f"rlvr/code-{name}-v0", dataset=name, description=description, **options
+        name=name,
+        env_id=f"rlvr/code-{name}-v0",
+        dataset=name,
+        description=description,
+        env_kwargs={"split": split},
+        **options,
     )
 
 
 # Reasoning-model defaults (DeepSeek-R1's evaluation: T 0.6, top_p 0.95, long outputs); code at T 0.2 as Codex.
+# Every suite names its split: "test", or "train" where that is the hub's only split (AIME, OlympiadBench).
 BUILTIN_SUITES = (
-    _math("aime24", "AIME 2024, 30 problems", n=32, max_tokens=32768, k=(1, 4, 8, 16, 32)),
-    _math("aime25", "AIME 2025, 30 problems", n=32, max_tokens=32768, k=(1, 4, 8, 16, 32)),
+    _math("aime24", "AIME 2024, 30 problems", "train", n=32, max_tokens=32768, k=(1, 4, 8, 16, 32)),
+    _math("aime25", "AIME 2025, 30 problems", "train", n=32, max_tokens=32768, k=(1, 4, 8, 16, 32)),
     _math("amc23", "AMC 2023, 40 problems", n=16, max_tokens=32768, k=(1, 4, 16)),
     _math("math500", "MATH-500", n=4, max_tokens=8192, k=(1, 4), breakdowns=("subject", "level")),
     _math("gsm8k", "GSM8K test, 1319 problems", n=4, max_tokens=2048, k=(1, 4)),
@@ -174,6 +201,7 @@ BUILTIN_SUITES = (
     _math(
         "olympiadbench",
         "OlympiadBench (English, text-only, open-ended math), 675 problems",
+        "train",
         n=4,
         max_tokens=8192,
         k=(1, 4),
@@ -182,7 +210,7 @@ BUILTIN_SUITES = (
     _code("humaneval", "HumanEval, 164 functions", n=10, max_tokens=1024, k=(1, 5, 10)),
     _code(
         "mbpp",
-        "MBPP sanitized (hub test split 257; the full local file 427)",
+        "MBPP sanitized, test split 257 (a --data file is read whole: the local one holds all 427)",
         n=10,
         max_tokens=1024,
         k=(1, 5, 10),

@@ -5,9 +5,14 @@ tasks carry the gold answer string that `MathVerifier.verify(gold, completion)` 
 `CodeTests`. The row converters accept both the hub schema and the schema of the usual local copy where they
 differ (AIME 2024 on the hub vs the Qwen2.5-Math harness copy, for instance).
 
-Where the data comes from, first match wins: an explicit `path` (a .jsonl / .jsonl.gz / .json / .parquet file);
-else `data_dir` (default: the `RLVR_DATA_DIR` environment variable) when the spec names a local file for the
-split (the layout of `shared/data/`: `math/gsm8k_test.jsonl`, `code/humaneval.jsonl`, ...); else the hub.
+Splits: a spec's default `split` is the one training reads, the dataset's training split where it has one
+(GSM8K train, MATH train without the MATH-500 problems, MBPP train); `test_split` is the one benchmark suites
+evaluate on, and `benchmark` names the suite, so `rlvr.envs.splits` can warn when training reads it.
+
+Where the data comes from, first match wins: an explicit `path` (a .jsonl / .jsonl.gz / .json / .parquet file,
+read as it is, whatever the split); else `data_dir` (default: the `RLVR_DATA_DIR` environment variable) when the
+spec names a local file for the split (the layout of `shared/data/`: `math/gsm8k_train.jsonl`,
+`code/humaneval.jsonl`, ...); else the hub. A split's filter (`split_filters`) applies to the last two.
 Loaded sources are cached per process (files by path, size and modification time), so many environments over
 one dataset share one copy.
 """
@@ -28,7 +33,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from rlvr.envs.sources import DatasetSource, FieldMap, RowConverter, check_limit, scalar_text
+from rlvr.envs.math500_problems import MATH500_FINGERPRINTS, problem_fingerprint
+from rlvr.envs.sources import DatasetSource, FieldMap, RowConverter, TaskFilter, check_limit, scalar_text
 from rlvr.envs.types import Task
 from rlvr.errors import ConfigError, DataError
 from rlvr.verifiers.code_tests import CodeTests
@@ -47,8 +53,16 @@ class DatasetSpec:
     to_task: RowConverter
     """The row converter: a `FieldMap` for most math sets, a function where rows need more work."""
     config: str | None = None
-    split: str = "test"
-    """The hub split read by default."""
+    split: str = "train"
+    """The split read by default, the one training reads: the training split where the dataset has one."""
+    test_split: str = "test"
+    """The split benchmark suites evaluate on (the same as `split` where the dataset has only one)."""
+    benchmark: str = ""
+    """The built-in benchmark suite (`rlvr.benchmarks.suites`) that evaluates on `test_split`'s problems; training
+    on that split prints a warning naming it (`rlvr.envs.splits`)."""
+    split_filters: Mapping[str, TaskFilter] = field(default_factory=dict)
+    """split -> which tasks of the hub split or data-directory file belong to it (MBPP's task-id ranges, MATH
+    train without the MATH-500 problems); not applied to an explicit `path`."""
     revision: str | None = None
     """The hub commit sha the data is read at; None only where no verified revision was found (see `pinned`)."""
     hub_files: Mapping[str, str] = field(default_factory=dict)
@@ -221,6 +235,21 @@ def lcb_task(row: Mapping[str, Any], index: int) -> Task:
     )
 
 
+def not_math500(task: Task) -> bool:
+    """Whether a MATH task is not one of the 500 problems of MATH-500 (matched by its problem text)."""
+    return problem_fingerprint(task.prompt) not in MATH500_FINGERPRINTS
+
+
+MBPP_TASK_IDS = {"prompt": (1, 10), "test": (11, 510), "validation": (511, 600), "train": (601, 974)}
+"""MBPP's splits by task id (its README; the sanitized set keeps 7, 257, 43 and 120 of them)."""
+
+
+def mbpp_split(split: str) -> TaskFilter:
+    """The tasks of one MBPP split, by task id ("mbpp/601" is in train)."""
+    low, high = MBPP_TASK_IDS[split]
+    return lambda task: low <= int(task.id.rpartition("/")[2]) <= high
+
+
 def _text(row: Mapping[str, Any], name: str) -> str:
     value = row[name]
     if not isinstance(value, str):
@@ -236,7 +265,8 @@ _SPECS = (
         kind="math",
         hub_id="openai/gsm8k",
         config="main",
-        split="test",
+        split="train",
+        benchmark="gsm8k",
         revision="cc7b047b6e5bb11b4f1af84efc572db110a51b3c",
         to_task=gsm8k_task,
         local_files={"test": "math/gsm8k_test.jsonl", "train": "math/gsm8k_train.jsonl"},
@@ -248,18 +278,22 @@ _SPECS = (
         kind="math",
         hub_id="DigitalLearningGmbH/MATH-lighteval",
         config="default",
-        split="test",
+        split="train",
+        benchmark="math500",
+        split_filters={"train": not_math500},
         revision="f06834690385b29df31ccc717250746a3ba0322b",
         to_task=_math_fields("math"),
         local_format="jsonl/parquet {problem, solution, level, type}; gold = last \\boxed{} of the solution",
-        description="Hendrycks MATH, all 7 subjects (7500 train, 5000 test). A few solutions lack a boxed "
-        "answer: pass on_bad_row='skip' to leave them out.",
+        description="Hendrycks MATH, all 7 subjects (7500 train, 5000 test). The train split leaves out any "
+        "MATH-500 problem (matched by problem text); MATH-500 is part of the test split. A few solutions lack "
+        "a boxed answer: pass on_bad_row='skip' to leave them out.",
     ),
     DatasetSpec(
         name="math500",
         kind="math",
         hub_id="HuggingFaceH4/MATH-500",
         split="test",
+        benchmark="math500",
         revision="6e4ed1a2a79af7d8630a6b768ec859cb5af4d3be",
         to_task=_math_fields("math500"),
         local_files={"test": "math/math500.jsonl"},
@@ -271,6 +305,8 @@ _SPECS = (
         kind="math",
         hub_id="HuggingFaceH4/aime_2024",
         split="train",
+        test_split="train",
+        benchmark="aime24",
         revision="2fe88a2f1091d5048c0f36abc874fb997b3dd99a",
         to_task=_math_fields("aime24"),
         local_files={"train": "math/aime24.jsonl"},
@@ -282,6 +318,8 @@ _SPECS = (
         kind="math",
         hub_id="yentinglin/aime_2025",
         split="train",
+        test_split="train",
+        benchmark="aime25",
         revision="6f71d77b0b89b9dabe07ab466c51df33f514df7f",
         to_task=_math_fields("aime25"),
         local_files={"train": "math/aime25.jsonl"},
@@ -293,6 +331,7 @@ _SPECS = (
         kind="math",
         hub_id="math-ai/amc23",
         split="test",
+        benchmark="amc23",
         revision="80815d37005feb82cd7f8fbc6901d5d3eff43057",
         to_task=_math_fields("amc23"),
         local_files={"test": "math/amc23.jsonl"},
@@ -304,6 +343,7 @@ _SPECS = (
         kind="math",
         hub_id="math-ai/minervamath",
         split="test",
+        benchmark="minerva",
         revision="ee46ddc498933b1977577953250ca5c66be64f96",
         to_task=_math_fields("minerva"),
         local_files={"test": "math/minerva_math.jsonl"},
@@ -317,6 +357,8 @@ _SPECS = (
         hub_id="Hothan/OlympiadBench",
         config="OE_TO_maths_en_COMP",
         split="train",
+        test_split="train",
+        benchmark="olympiadbench",
         revision="91184b52131e7fc9455fef848035173aea8cc01a",
         to_task=_math_fields(
             "olympiadbench",
@@ -337,6 +379,7 @@ _SPECS = (
         kind="code",
         hub_id="openai/openai_humaneval",
         split="test",
+        benchmark="humaneval",
         revision="7dce6050a7d6d172f3cc5c32aa97f52fa1a2e544",
         to_task=humaneval_task,
         local_files={"test": "code/humaneval.jsonl"},
@@ -348,12 +391,15 @@ _SPECS = (
         kind="code",
         hub_id="google-research-datasets/mbpp",
         config="sanitized",
-        split="test",
+        split="train",
+        benchmark="mbpp",
+        split_filters={split: mbpp_split(split) for split in MBPP_TASK_IDS},
         revision="4bb6404fdc6cacfda99d4ac4205087b89d32030c",
         to_task=mbpp_task,
-        local_files={"test": "code/mbpp.jsonl"},
+        local_files={split: "code/mbpp.jsonl" for split in MBPP_TASK_IDS},
         local_format="jsonl or a .json array {source_file, task_id, prompt, code, test_imports, test_list}; "
-        "the local sanitized file holds all 427 problems, the hub's 'test' split 257 of them",
+        "the local sanitized file holds all 427 problems, read from the data directory by task id: train 120, "
+        "test 257, validation 43, prompt 7 (as the hub's splits); an explicit path reads all 427",
         description="MBPP (sanitized): basic Python problems checked by three asserts each.",
     ),
     DatasetSpec(
@@ -361,6 +407,7 @@ _SPECS = (
         kind="code",
         hub_id="livecodebench/code_generation_lite",
         split="test",
+        benchmark="lcb",
         revision="0fe84c3912ea0c4d4a78037083943e8f0c4dd505",
         hub_files={"test": "test.jsonl"},
         to_task=lcb_task,
@@ -403,8 +450,9 @@ def load_tasks(
 ) -> DatasetSource:
     """The tasks of catalog dataset `name`, from `path`, from `data_dir` (default `$RLVR_DATA_DIR`), or the hub.
 
-    `split`/`revision` override the spec's hub split and pinned commit; `hub_id` reads another repository (a
-    mirror, or a local folder laid out like the repository) and then the spec's pin does not apply.
+    `split`/`revision` override the spec's default (training) split and pinned commit; `hub_id` reads another
+    repository (a mirror, or a local folder laid out like the repository) and then the spec's pin does not apply.
+    A `path` is read as it is; from the data directory or the hub, the split's filter keeps only its tasks.
     """
     spec = get_spec(name)
     split = split or spec.split
@@ -414,7 +462,7 @@ def load_tasks(
             f"pass the path of a local copy of {spec.name} ({spec.local_format}), or leave the path unset to "
             f"read {spec.hub_id} from the Hugging Face hub"
         )
-        return _file_source(spec.name, Path(path).expanduser(), on_bad_row, limit, hint)
+        return _file_source(spec.name, Path(path).expanduser(), on_bad_row, limit, hint, None)
     data_dir = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV) or None
     if data_dir is not None and split in spec.local_files:
         local = Path(data_dir).expanduser() / spec.local_files[split]
@@ -422,7 +470,7 @@ def load_tasks(
             f"the data directory {data_dir} (from data_dir or ${DATA_DIR_ENV}) should hold "
             f"{spec.local_files[split]}; put a copy there, pass path=..., or unset {DATA_DIR_ENV} to use the hub"
         )
-        return _file_source(spec.name, local, on_bad_row, limit, hint)
+        return _file_source(spec.name, local, on_bad_row, limit, hint, split)
     if spec.hub_files and split not in spec.hub_files:
         raise ConfigError(f"{spec.name} has no hub split {split!r}; splits: {', '.join(spec.hub_files)}")
     repo = hub_id or spec.hub_id
@@ -443,19 +491,26 @@ def load_tasks(
     )
 
 
-def _file_source(name: str, path: Path, on_bad_row: str, limit: int | None, hint: str) -> DatasetSource:
+def _file_source(
+    name: str, path: Path, on_bad_row: str, limit: int | None, hint: str, split: str | None
+) -> DatasetSource:
     if not path.is_file():
         raise DataError(f"data file {path} does not exist; {hint}")
     stat = path.stat()
-    return _cached_file_source(name, str(path.resolve()), stat.st_size, stat.st_mtime_ns, on_bad_row, limit)
+    return _cached_file_source(
+        name, str(path.resolve()), stat.st_size, stat.st_mtime_ns, on_bad_row, limit, split
+    )
 
 
 @functools.lru_cache(maxsize=32)
 def _cached_file_source(
-    name: str, path: str, size: int, mtime_ns: int, on_bad_row: str, limit: int | None
+    name: str, path: str, size: int, mtime_ns: int, on_bad_row: str, limit: int | None, split: str | None
 ) -> DatasetSource:
+    """The tasks of a file; with a `split` (a data-directory file), only those its filter keeps."""
     del size, mtime_ns  # part of the cache key only: a changed file is read again
-    return DatasetSource.from_file(path, get_spec(name).to_task, on_bad_row=on_bad_row, limit=limit)
+    spec = get_spec(name)
+    keep = spec.split_filters.get(split) if split is not None else None
+    return DatasetSource.from_file(path, spec.to_task, on_bad_row=on_bad_row, limit=limit, keep=keep)
 
 
 @functools.lru_cache(maxsize=16)
@@ -470,9 +525,10 @@ def _hub_source(
     on_bad_row: str,
     limit: int | None,
 ) -> DatasetSource:
+    spec = get_spec(name)
     return DatasetSource.from_hub(
         hub_id,
-        get_spec(name).to_task,
+        spec.to_task,
         config=config,
         split=split,
         revision=revision,
@@ -480,6 +536,7 @@ def _hub_source(
         cache_dir=cache_dir,
         on_bad_row=on_bad_row,
         limit=limit,
+        keep=spec.split_filters.get(split),
     )
 
 

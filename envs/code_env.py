@@ -250,9 +250,9 @@ class CodeEnv(SingleTurnEnv):
     and `tests_total`.
 
     Tasks: `tasks=[Task, ...]`, or `dataset="humaneval"|"mbpp"|"lcb"` with `data_path=`, `split=`, `revision=`,
-    `limit=` (read by `rlvr.envs.catalog.load_tasks`). `references` gives reference programs by task id (a
-    mapping or a JSONL file) for rows without a canonical solution. Other keyword arguments are `CodeConfig`
-    fields.
+    `limit=` (read by `rlvr.envs.catalog.load_tasks`; the default split is the training one, e.g. MBPP train).
+    `references` gives reference programs by task id (a mapping or a JSONL file) for rows without a canonical
+    solution. Other keyword arguments are `CodeConfig` fields.
     """
 
     description = "Write a Python program that passes the task's tests (HumanEval, MBPP, LiveCodeBench)"

@@ -109,7 +109,8 @@ class MathEnv(_MathTasks, SingleTurnEnv):
 
     `dataset` names a catalog dataset (gsm8k, math, math500, aime24, aime25, amc23, minerva, olympiadbench),
     read from `data_path` when given, else from the hub at the catalog's pinned revision (`split`/`revision`
-    override it); `tasks` bypasses the catalog. `limit` keeps the first N tasks.
+    override it; the default split is the training one, e.g. GSM8K train); `tasks` bypasses the catalog.
+    `limit` keeps the first N tasks.
     """
 
     description: ClassVar[str] = (

@@ -2,7 +2,8 @@
 
 Entry points are "module:Class" strings: nothing heavy is imported until `make`. Dataset-backed environments
 load their hub dataset at a pinned revision by default; pass `data_path=` (or `rlvr envs ... --data PATH`) to use a
-local file in the same format.
+local file in the same format. They read the dataset's training split by default (the catalog's `split`);
+benchmark suites pass the test split.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ FORMAT = ("rlvr.envs.wrappers:FormatReward", {"weight": 0.1})
 """Math answers earn a small format component for one closed \\boxed{} (weight 0.1)."""
 
 MATH_DATASETS = {
-    "gsm8k": "GSM8K grade-school word problems (test split, 1319)",
-    "math": "MATH competition problems (Hendrycks et al.), all subjects and levels",
+    "gsm8k": "GSM8K grade-school word problems (train 7473, test 1319)",
+    "math": "MATH competition problems (Hendrycks et al.), all subjects; train without the MATH-500 problems",
     "math500": "MATH-500, the 500-problem MATH test subset of PRM800K",
     "aime24": "AIME 2024 (30 problems, integer answers)",
     "aime25": "AIME 2025 (30 problems, integer answers)",
@@ -25,7 +26,7 @@ MATH_DATASETS = {
 
 CODE_DATASETS = {
     "humaneval": "HumanEval: complete a Python function (164, assert tests)",
-    "mbpp": "MBPP sanitized: write a Python function (427, assert tests)",
+    "mbpp": "MBPP sanitized: write a Python function (train 120, test 257; assert tests)",
     "lcb": "LiveCodeBench code_generation_lite release_v1 (400; stdin and functional tests)",
 }
 

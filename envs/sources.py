@@ -2,9 +2,10 @@
 
 - `ListSource`: tasks already in memory.
 - `DatasetSource`: rows of a Hugging Face hub dataset or of a local file (.jsonl, .jsonl.gz, .json, .parquet),
-  each turned into a Task by a row converter (`to_task(row, index) -> Task`, e.g. a `FieldMap`). Rows are
-  converted when the source is built, so a malformed file fails at construction with a `DataError` naming the
-  file and line (or row), never in the middle of training.
+  each turned into a Task by a row converter (`to_task(row, index) -> Task`, e.g. a `FieldMap`), optionally
+  kept only when `keep(task)` says so (a split filter). Rows are converted when the source is built, so a
+  malformed file fails at construction with a `DataError` naming the file and line (or row), never in the middle
+  of training.
 - `ProceduralSource`: task `i` is `generate(random.Random(seed + i), i)`, deterministic by index.
 - `Subset`: some indices of another source (the evaluator's `limit`).
 """
@@ -29,6 +30,8 @@ logger = logging.getLogger(__name__)
 
 RowConverter = Callable[[Mapping[str, Any], int], Task]
 """Turns one row (and its index in the file) into a Task; raises KeyError/ValueError/TypeError for a bad row."""
+TaskFilter = Callable[[Task], bool]
+"""Whether a converted task belongs to the split being read (e.g. MBPP's task-id ranges)."""
 
 ON_BAD_ROW = ("raise", "skip")
 LOCAL_FORMATS = (".jsonl", ".jsonl.gz", ".json", ".parquet")
@@ -401,7 +404,8 @@ class DatasetSource(ListSource):
 
     A row the converter rejects (KeyError/ValueError/TypeError), an unreadable line, or a repeated task id
     raises a DataError naming the row; with `on_bad_row="skip"` the row is left out instead and recorded in
-    `skipped` as (row index, reason), with one logged warning giving the count. `limit` keeps the first N tasks.
+    `skipped` as (row index, reason), with one logged warning giving the count. Tasks that `keep` rejects (a split
+    filter) are left out silently and counted in `excluded`. `limit` keeps the first N tasks.
     """
 
     def __init__(
@@ -412,18 +416,23 @@ class DatasetSource(ListSource):
         name: str,
         on_bad_row: str = "raise",
         limit: int | None = None,
+        keep: TaskFilter | None = None,
     ) -> None:
         if on_bad_row not in ON_BAD_ROW:
             raise ConfigError(f"on_bad_row must be one of {ON_BAD_ROW}, got {on_bad_row!r}")
         self.name = name
         self.limit = check_limit(limit)
         self.skipped: list[tuple[int, str]] = []
+        self.excluded = 0
         tasks: list[Task] = []
         first_seen: dict[str, str] = {}
         for index, raw in enumerate(rows):
             if limit is not None and len(tasks) >= limit:
                 break
             task, reason = _convert(raw, index, to_task)
+            if task is not None and keep is not None and not keep(task):
+                self.excluded += 1
+                continue
             if task is not None and task.id in first_seen:
                 task, reason = None, f"duplicate task id {task.id!r} (first at {first_seen[task.id]})"
             if task is None:
@@ -439,6 +448,8 @@ class DatasetSource(ListSource):
             )
         if not tasks:
             detail = f" ({len(self.skipped)} bad rows skipped)" if self.skipped else ""
+            if self.excluded:
+                detail += f" ({self.excluded} tasks belong to another split)"
             raise DataError(f"{name}: no tasks in the data{detail}")
         self._tasks = tuple(tasks)
 
@@ -451,14 +462,15 @@ class DatasetSource(ListSource):
         on_bad_row: str = "raise",
         limit: int | None = None,
         missing_hint: str = "",
+        keep: TaskFilter | None = None,
     ) -> DatasetSource:
-        """Tasks from a local .jsonl / .jsonl.gz / .json / .parquet file."""
+        """Tasks from a local .jsonl / .jsonl.gz / .json / .parquet file (those `keep` accepts, when given)."""
         path = Path(path).expanduser()
         _file_format(path)  # an unknown file type is reported before a missing file
         if not path.is_file():
             hint = missing_hint or f"check the path (formats: {', '.join(LOCAL_FORMATS)})"
             raise DataError(f"data file {path} does not exist; {hint}")
-        return cls(read_rows(path), to_task, name=str(path), on_bad_row=on_bad_row, limit=limit)
+        return cls(read_rows(path), to_task, name=str(path), on_bad_row=on_bad_row, limit=limit, keep=keep)
 
     @classmethod
     def from_hub(
@@ -473,17 +485,20 @@ class DatasetSource(ListSource):
         cache_dir: str | Path | None = None,
         on_bad_row: str = "raise",
         limit: int | None = None,
+        keep: TaskFilter | None = None,
     ) -> DatasetSource:
-        """Tasks from a Hugging Face hub dataset (see `hub_rows`)."""
+        """Tasks from a Hugging Face hub dataset (see `hub_rows`); those `keep` accepts, when given."""
         rows = hub_rows(
             hub_id, config=config, split=split, revision=revision, data_files=data_files, cache_dir=cache_dir
         )
         at = f"@{revision}" if revision else ""
-        return cls(rows, to_task, name=f"{hub_id}{at} [{split}]", on_bad_row=on_bad_row, limit=limit)
+        name = f"{hub_id}{at} [{split}]"
+        return cls(rows, to_task, name=name, on_bad_row=on_bad_row, limit=limit, keep=keep)
 
     def __repr__(self) -> str:
         skipped = f", {len(self.skipped)} skipped" if self.skipped else ""
-        return f"{type(self).__name__}({self.name!r}, {len(self)} tasks{skipped})"
+        excluded = f", {self.excluded} of another split" if self.excluded else ""
+        return f"{type(self).__name__}({self.name!r}, {len(self)} tasks{skipped}{excluded})"
 
 
 def _convert(raw: RawRow, index: int, to_task: RowConverter) -> tuple[Task | None, str]:

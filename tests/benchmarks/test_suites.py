@@ -49,6 +49,42 @@ def test_suite_loads_its_real_file_with_the_right_count(name):
     env.close()
 
 
+def test_suites_name_the_test_split_not_the_environment_default(monkeypatch):
+    """Environments default to the training split; every suite over a dataset evaluates its test split."""
+    from rlvr.envs import catalog
+    from rlvr.envs.catalog import CATALOG, DATA_DIR_ENV, get_spec
+
+    for suite in BUILTIN_SUITES:
+        spec = get_spec(suite.dataset)
+        assert suite.split == spec.test_split and spec.benchmark == suite.name, suite.name
+        assert env_overrides(suite, settings_for(suite))["split"] == suite.split
+    for spec in CATALOG.values():  # the suite each dataset's test split belongs to is registered
+        assert get_suite(spec.benchmark).split == spec.test_split
+    assert [get_suite(name).split for name in ("gsm8k", "math500", "mbpp", "humaneval", "aime24")] == [
+        "test", "test", "test", "test", "train",  # AIME's only hub split is called train
+    ]  # fmt: skip
+    assert (
+        get_suite("rlvr/math-gsm8k-v0").split == "test"
+        and get_suite("rlvr/code-mbpp-repair-v0").split == "test"
+    )
+    assert get_suite("rlvr/arithmetic-v0").split is None
+    assert BenchmarkSuite("x", env_id="rlvr/math-gsm8k-v0", dataset="gsm8k").split == "test"
+    assert BenchmarkSuite(
+        "x", env_id="rlvr/math-gsm8k-v0", dataset="gsm8k", env_kwargs={"split": "train"}
+    ).split == ("train")
+
+    monkeypatch.setenv(DATA_DIR_ENV, str(envdata.shared_file("MANIFEST.md").parent))
+    catalog.clear_cache()
+    try:
+        for name, train, test in (("gsm8k", 7473, 1319), ("mbpp", 120, 257)):
+            suite = get_suite(name)
+            assert len(make(suite.env_id).unwrapped.tasks) == train
+            evaluated = make(suite.env_id, **env_overrides(suite, settings_for(suite)))
+            assert len(evaluated.unwrapped.tasks) == test
+    finally:
+        catalog.clear_cache()
+
+
 def test_suite_defaults_and_validation():
     aime = get_suite("aime24")
     assert (aime.n, aime.temperature, aime.top_p, aime.k) == (32, 0.6, 0.95, (1, 4, 8, 16, 32))

@@ -73,13 +73,16 @@ def test_specs_are_pinned_to_commits():
         assert spec.pinned and re.fullmatch(r"[0-9a-f]{40}", spec.revision), spec.name
         assert spec.kind in ("math", "code")
         assert spec.split in spec.local_files or not spec.local_files, spec.name
+        assert spec.test_split in spec.local_files or not spec.local_files, spec.name
+        assert spec.benchmark, spec.name
 
 
 def test_gsm8k_golds_are_numbers():
     for split in ("test", "train"):
         for task in local("gsm8k", split):
             assert re.fullmatch(r"-?\d+(\.\d+)?", task.answer), (task.id, task.answer)
-    assert local("gsm8k")[0].answer == "18"
+    assert local("gsm8k", "test")[0].answer == "18"
+    assert local("gsm8k")[0].answer == "72"  # the default split is train: Natalia's clips
 
 
 def test_math_golds_verify_against_their_boxed_form():
