@@ -7,7 +7,7 @@ import json
 import textwrap
 from typing import Any
 
-from rlvr.errors import ConfigError
+from rlvr.errors import ConfigError, DataError
 
 
 def add_envs_commands(commands: Any) -> None:
@@ -74,14 +74,20 @@ def _run_list(args: argparse.Namespace) -> int:
 
 def _run_show(args: argparse.Namespace) -> int:
     from rlvr.envs.registry import card, make, reward_components
+    from rlvr.envs.splits import describe_split, describe_unloaded_split
 
     info = card(args.id)
-    env = make(args.id, **overrides_from(args))
+    overrides = overrides_from(args)
+    header = f"id:          {info.id}\ndescription: {info.description or '-'}\ndata source: {info.data_source or '-'}"
+    try:
+        env = make(args.id, **overrides)
+    except DataError as exc:  # the data is not here: say which split would be read, not only the error
+        print(f"{header}\nsplit:       {describe_unloaded_split(info.id, overrides, exc)}")
+        return 0
     try:
         messages, reset_info = env.reset(seed=0, options={"task_index": 0})
-        print(f"id:          {info.id}")
-        print(f"description: {info.description or '-'}")
-        print(f"data source: {info.data_source or '-'}")
+        print(header)
+        print(f"split:       {describe_split(env, info.id, overrides)}")
         print(f"tasks:       {len(env.unwrapped.tasks)}")
         print(f"max turns:   {env.unwrapped.max_turns}")
         print(

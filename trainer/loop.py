@@ -25,6 +25,7 @@ import torch
 
 from rlvr.atomic import write_text_atomic
 from rlvr.envs.rollout import Trajectory, rollout
+from rlvr.envs.splits import warn_benchmark_overlap
 from rlvr.envs.suite import Suite, suite_metrics
 from rlvr.envs.types import Sampling
 from rlvr.errors import ConfigError
@@ -81,6 +82,7 @@ def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
     _seed_everything(run.seed + dist.rank)
 
     environments = run_environments(config.env)  # unknown ids and bad overrides fail before the model loads
+    warn_benchmark_overlap(environments.entries, show=dist.is_main)  # training on a benchmark's split
     from rlvr.trainer.engines.models import load_model, load_tokenizer
 
     tokenizer = load_tokenizer(config.model.name)
