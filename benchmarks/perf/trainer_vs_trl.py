@@ -20,9 +20,14 @@ order (`shuffle_dataset=False`).
         `_get_per_token_logps_and_entropies` (log-probs: the training forward) and `accelerator.backward`
         (backward) are wrapped with timers.
 Each side runs `--steps` timed steps after one untimed warm-up step, in its own subprocess, alternating (rlvr,
-trl, rlvr, trl, ...) `--repeats` times. Reported: median seconds per step and per part over all timed steps of
-all repeats, and TRL / rlvr (the speed-up; target >= 1.5x). Also shown: mean completion tokens and reward per
-side (sampling differs, so lengths differ a little), and the machine's load during the run.
+trl, rlvr, trl, ...) `--repeats` times. "Other" is computed per timed step: the step's time outside generation,
+log-probs and backward (never negative). While each side runs, the script measures the CPU that other processes
+use (busy cores from /proc/stat, less this script and its workers); a repeat in which either side saw more than
+10 % of the machine used by others is DISTURBED. Reported: one line per repeat (each side's median s/step,
+TRL / rlvr, the others' busy cores, the flag); a table of median seconds per step and per part over the timed
+steps of the quiet repeats (of all repeats, flagged, if every one was disturbed) and TRL / rlvr (the speed-up;
+target >= 1.5x; "n/a" where rlvr's time is under a millisecond). Also shown: mean completion tokens and reward
+per side (sampling differs, so lengths differ a little), and the machine's load during the run.
 
 Differences that remain (by design, they are what is being compared): rlvr decodes with its own lean loop
 (finished rows pruned, no `generate` machinery) while TRL calls `model.generate`, which keeps finished rows until
@@ -59,6 +64,10 @@ LR = 2e-5
 CLIP_LOW, CLIP_HIGH = 0.2, 0.28
 RESULT = "RESULT "  # prefix of the JSON line a worker prints
 PARTS = ("step_s", "generation_s", "logprobs_s", "backward_s")
+SIDES = ("rlvr", "trl")
+DISTURBED_SHARE = 0.10  # a run is disturbed when other processes used more than this share of the cores
+OVERLAP_TOLERANCE_S = 1e-3  # parts may exceed their step by timer granularity
+MIN_RATIO_DENOMINATOR_S = 1e-3  # below this a time is timer noise, and a ratio to it is meaningless
 
 
 def task_draws(args: argparse.Namespace) -> list[list[int]]:
@@ -253,8 +262,14 @@ def worker(args: argparse.Namespace) -> None:
     print(RESULT + json.dumps(result), flush=True)
 
 
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of the children it has waited for (the workers)."""
+    times = os.times()
+    return times.user + times.system + times.children_user + times.children_system
+
+
 def spawn(side: str, args: argparse.Namespace) -> dict[str, Any]:
-    """Run one side in a fresh interpreter and return its result."""
+    """Run one side in a fresh interpreter; return its result with the CPU other processes used meanwhile."""
     command = [sys.executable, __file__, "--worker", side]
     for name in ("prompts", "group", "max_tokens", "steps", "threads", "seed"):
         command += [f"--{name.replace('_', '-')}", str(getattr(args, name))]
@@ -264,26 +279,143 @@ def spawn(side: str, args: argparse.Namespace) -> dict[str, Any]:
         "TOKENIZERS_PARALLELISM": "false",
         "PYTHONUNBUFFERED": "1",
     }
-    started = time.perf_counter()
+    busy_before, own_before, started = busy_cpu_seconds(), own_cpu_seconds(), time.perf_counter()
     done = subprocess.run(command, capture_output=True, text=True, env=env, cwd=Path(__file__).parent)
+    wall = time.perf_counter() - started
+    busy_after, own_after = busy_cpu_seconds(), own_cpu_seconds()
     lines = [line for line in done.stdout.splitlines() if line.startswith(RESULT)]
     if done.returncode != 0 or not lines:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-6000:])
         raise SystemExit(f"the {side} worker failed (exit {done.returncode})")
     result = json.loads(lines[-1][len(RESULT) :])
-    result["process_s"] = time.perf_counter() - started
+    result["process_s"] = wall
+    result["others_busy_cores"] = None  # what other processes used, in cores, while this side ran
+    if busy_before is not None and busy_after is not None:
+        others = (busy_after - busy_before) - (own_after - own_before)
+        result["others_busy_cores"] = max(0.0, others) / wall
     return result
 
 
-def summarise(results: list[dict[str, Any]], side: str) -> dict[str, Any]:
-    steps = [row for r in results if r["side"] == side for row in r["steps"]]
-    summary: dict[str, Any] = {part: statistics.median(row[part] for row in steps) for part in PARTS}
-    summary["other_s"] = summary["step_s"] - sum(summary[p] for p in PARTS[1:])
+# -- aggregation: per step, then per repeat ------------------------------------------------------------------
+
+
+def step_parts(row: dict[str, float]) -> dict[str, float]:
+    """One timed step's parts and `other_s`, the step's time outside generation, log-probs and backward.
+
+    Computed per step, so it is never negative: the difference of medians (median step minus the parts'
+    medians) is, whenever the parts' medians come from different steps. `overlap_s` is how much the parts
+    exceed the step (timers that are not nested in the step's timer: a bug in the measurement)."""
+    parts = sum(row[part] for part in PARTS[1:])
+    return {
+        **{part: row[part] for part in PARTS},
+        "other_s": max(0.0, row["step_s"] - parts),
+        "overlap_s": max(0.0, parts - row["step_s"]),
+    }
+
+
+def medians(steps: list[dict[str, float]]) -> dict[str, Any]:
+    """Median seconds per part over timed steps (with per-step `other_s`), mean length and reward."""
+    rows = [step_parts(row) for row in steps]
+    summary: dict[str, Any] = {
+        part: statistics.median(row[part] for row in rows) for part in (*PARTS, "other_s")
+    }
     summary["completion_tokens"] = statistics.mean(row["completion_tokens"] for row in steps)
     summary["reward"] = statistics.mean(row["reward"] for row in steps)
-    summary["timed_steps"] = len(steps)
-    summary["per_step_s"] = [round(row["step_s"], 3) for row in steps]
+    summary["timed_steps"] = len(rows)
+    summary["per_step_s"] = [round(row["step_s"], 3) for row in rows]
+    summary["steps_with_overlap"] = sum(row["overlap_s"] > OVERLAP_TOLERANCE_S for row in rows)
     return summary
+
+
+def ratio(slow: float, fast: float) -> float | None:
+    """slow / fast; None where `fast` is under a millisecond, where a ratio only measures timer noise."""
+    return slow / fast if fast >= MIN_RATIO_DENOMINATOR_S and slow >= 0 else None
+
+
+def aggregate(results: list[dict[str, Any]], cores: int) -> dict[str, Any]:
+    """Per-repeat figures with a disturbed flag each, and medians over the timed steps of the quiet repeats.
+
+    A repeat is disturbed when, during its rlvr or its TRL run, other processes used more than
+    `DISTURBED_SHARE` of the machine's cores. The headline medians leave disturbed repeats out, unless every
+    repeat was disturbed (then they use all, and `all_disturbed` says so)."""
+    repeats = []
+    for index in sorted({r["repeat"] for r in results}):
+        runs = {r["side"]: r for r in results if r["repeat"] == index}
+        sides = {side: medians(runs[side]["steps"]) for side in SIDES}
+        others = {side: runs[side].get("others_busy_cores") for side in SIDES}
+        disturbed = any(o is not None and o > DISTURBED_SHARE * cores for o in others.values())
+        repeats.append(
+            {
+                "repeat": index,
+                **sides,
+                "speedup_step": ratio(sides["trl"]["step_s"], sides["rlvr"]["step_s"]),
+                "others_busy_cores": others,
+                "disturbed": disturbed,
+            }
+        )
+    quiet = [r["repeat"] for r in repeats if not r["disturbed"]]
+    used = quiet or [r["repeat"] for r in repeats]
+    sides = {
+        side: medians(
+            [row for r in results if r["side"] == side and r["repeat"] in used for row in r["steps"]]
+        )
+        for side in SIDES
+    }
+    return {
+        "repeats": repeats,
+        "used_repeats": used,
+        "all_disturbed": not quiet,
+        **sides,
+        "speedup": {part: ratio(sides["trl"][part], sides["rlvr"][part]) for part in (*PARTS, "other_s")},
+    }
+
+
+def times(value: float | None, width: int) -> str:
+    return f"{'n/a':>{width}}" if value is None else f"{value:{width - 1}.2f}x"
+
+
+def report(figures: dict[str, Any], args: argparse.Namespace, cores: int) -> None:
+    """Print the table of the quiet repeats, one line per repeat, and the headline."""
+    used, speedup = figures["used_repeats"], figures["speedup"]
+    scope = f"repeat{'s' if len(used) > 1 else ''} {', '.join(map(str, used))} of {args.repeats}"
+    if figures["all_disturbed"]:
+        scope += ", ALL DISTURBED"
+    print(
+        f"\n{args.prompts} prompts x {args.group} completions, <= {args.max_tokens} tokens, float32, "
+        f"{args.threads} threads; medians over the {figures['rlvr']['timed_steps']} timed steps per side of {scope}"
+    )
+    print(
+        f"{'':8} {'s/step':>8} {'generation':>11} {'log-probs':>10} {'backward':>9} {'other':>7} {'tokens':>7}"
+    )
+    for side in SIDES:
+        s = figures[side]
+        print(
+            f"{side:8} {s['step_s']:8.2f} {s['generation_s']:11.2f} {s['logprobs_s']:10.2f} "
+            f"{s['backward_s']:9.2f} {s['other_s']:7.2f} {s['completion_tokens']:7.1f}"
+        )
+    print(
+        f"{'trl/rlvr':8} {times(speedup['step_s'], 8)} {times(speedup['generation_s'], 11)} "
+        f"{times(speedup['logprobs_s'], 10)} {times(speedup['backward_s'], 9)} {times(speedup['other_s'], 7)}"
+    )
+    for side in SIDES:
+        if figures[side]["steps_with_overlap"]:
+            print(
+                f"WARNING: {side}: in {figures[side]['steps_with_overlap']} steps the parts exceed the step"
+            )
+    for r in figures["repeats"]:
+        others = "/".join("?" if o is None else f"{o:.2f}" for o in r["others_busy_cores"].values())
+        flag = f"DISTURBED (> {DISTURBED_SHARE:.0%} of {cores} cores)" if r["disturbed"] else "quiet"
+        print(
+            f"repeat {r['repeat']}: rlvr {r['rlvr']['step_s']:.2f} s/step, trl {r['trl']['step_s']:.2f} s/step, "
+            f"{times(r['speedup_step'], 6).strip()}; other processes {others} busy cores "
+            f"during the rlvr/trl runs: {flag}"
+        )
+    step = speedup["step_s"]
+    if step is None:
+        print("rlvr's step time is under a millisecond: no speed-up to report")
+        return
+    verdict = "meets" if step >= 1.5 else "misses"
+    print(f"rlvr is {step:.2f}x faster per step than TRL's GRPOTrainer ({verdict} the 1.5x target)")
 
 
 def main() -> None:
@@ -298,45 +430,24 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json-out", type=Path)
-    parser.add_argument("--worker", choices=("rlvr", "trl"), help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=SIDES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args)
         return
 
+    cores = os.cpu_count() or 1
     busy_before, wall_before = busy_cpu_seconds(), time.perf_counter()
     results = []
-    for repeat in range(args.repeats):
-        for side in ("rlvr", "trl"):
-            results.append(spawn(side, args))
+    for repeat in range(1, args.repeats + 1):
+        for side in SIDES:
+            results.append({**spawn(side, args), "repeat": repeat})
             print(
-                f"repeat {repeat + 1}/{args.repeats}: {side} done ({results[-1]['process_s']:.0f} s)",
-                flush=True,
+                f"repeat {repeat}/{args.repeats}: {side} done ({results[-1]['process_s']:.0f} s)", flush=True
             )
     busy_after, wall = busy_cpu_seconds(), time.perf_counter() - wall_before
-    sides = {side: summarise(results, side) for side in ("rlvr", "trl")}
-    speedup = {part: sides["trl"][part] / max(sides["rlvr"][part], 1e-9) for part in (*PARTS, "other_s")}
-
-    print(
-        f"\n{args.prompts} prompts x {args.group} completions, <= {args.max_tokens} tokens, float32, "
-        f"{args.threads} threads; median over {sides['rlvr']['timed_steps']} timed steps per side"
-    )
-    header = f"{'':6} {'s/step':>8} {'generation':>11} {'log-probs':>10} {'backward':>9} {'other':>7} {'tokens':>7}"
-    print(header)
-    for side in ("rlvr", "trl"):
-        s = sides[side]
-        print(
-            f"{side:6} {s['step_s']:8.2f} {s['generation_s']:11.2f} {s['logprobs_s']:10.2f} "
-            f"{s['backward_s']:9.2f} {s['other_s']:7.2f} {s['completion_tokens']:7.1f}"
-        )
-    print(
-        f"{'trl/rlvr':8} {speedup['step_s']:6.2f}x {speedup['generation_s']:10.2f}x {speedup['logprobs_s']:9.2f}x "
-        f"{speedup['backward_s']:8.2f}x {speedup['other_s']:6.2f}x"
-    )
-    verdict = "meets" if speedup["step_s"] >= 1.5 else "misses"
-    print(
-        f"rlvr is {speedup['step_s']:.2f}x faster per step than TRL's GRPOTrainer ({verdict} the 1.5x target)"
-    )
+    figures = aggregate(results, cores)
+    report(figures, args, cores)
     load = None
     if busy_before is not None and busy_after is not None:
         load = (busy_after - busy_before) / wall
@@ -357,10 +468,9 @@ def main() -> None:
             "dtype": "float32",
             "temperature": TEMPERATURE,
         },
-        "rlvr": sides["rlvr"],
-        "trl": sides["trl"],
-        "speedup": speedup,
+        **figures,
         "busy_cores": load,
+        "cores": cores,
     }
     print(json.dumps(summary))
     if args.json_out:
