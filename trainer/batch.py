@@ -46,6 +46,27 @@ class PolicyBatch:
         """The last `span` columns of a (B, L, ...) tensor."""
         return tensor[:, tensor.shape[1] - self.span :]
 
+    def lengths(self) -> Tensor:
+        """(B,) real tokens per row."""
+        return self.attention_mask.sum(dim=1)
+
+    def trimmed(self) -> PolicyBatch:
+        """The same rows without the leading columns that are padding in every row (B, L' = longest row).
+
+        The span shrinks to at most L' - 1 columns: the dropped columns hold no token, and a row's first token
+        is a prompt token (it has nothing to be predicted from), so no policy token is lost.
+        """
+        width = self.input_ids.shape[1]
+        keep = int(self.lengths().max()) if len(self) else width
+        if keep == width:
+            return self
+        values = {f.name: getattr(self, f.name) for f in fields(self)}
+        for name, value in values.items():
+            if isinstance(value, Tensor) and value.dim() >= 2 and value.shape[1] == width:
+                values[name] = value[:, width - keep :]
+        values["span"] = min(self.span, max(keep - 1, 0))
+        return PolicyBatch(**values)
+
 
 def build_batch(
     trajectories: Sequence[Trajectory],

@@ -130,6 +130,13 @@ class OptimConfig:
     """Gradient clipping by global norm (0: off)."""
     micro_batch_size: int = 8
     """Sequences per forward/backward; gradients accumulate over a minibatch."""
+    logprob_chunk: int = 0
+    """Policy tokens per LM-head chunk for the log-probs and entropy (0: the whole micro-batch at once). The head
+    runs per chunk and again in the backward pass: the float32 logits take chunk x vocab memory instead of rows x
+    completion length x vocab, for one more head matmul (e.g. 1024)."""
+    token_budget: int = 0
+    """Padded tokens per micro-batch, rows x longest row (0: `micro_batch_size` rows each). Rows are grouped by
+    length, longest first; a longer row goes alone. The gradient is the same."""
 
 
 @dataclass
@@ -255,6 +262,8 @@ def validate(config: TrainConfig) -> None:
         (o.warmup_steps >= 0, "optim.warmup_steps", o.warmup_steps, ">= 0"),
         (o.max_grad_norm >= 0, "optim.max_grad_norm", o.max_grad_norm, ">= 0"),
         (o.micro_batch_size >= 1, "optim.micro_batch_size", o.micro_batch_size, ">= 1"),
+        (o.logprob_chunk >= 0, "optim.logprob_chunk", o.logprob_chunk, ">= 0 (0: whole micro-batch)"),
+        (o.token_budget >= 0, "optim.token_budget", o.token_budget, ">= 0 (0: micro_batch_size rows)"),
         (run.steps >= 1, "run.steps", run.steps, ">= 1"),
         (run.save_every >= 0, "run.save_every", run.save_every, ">= 0"),
         (run.keep_checkpoints >= 1, "run.keep_checkpoints", run.keep_checkpoints, ">= 1"),

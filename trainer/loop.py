@@ -364,7 +364,14 @@ def _make_batch(
     batch = build_batch(trajectories, torch.zeros(len(trajectories)), pad_id=pad_id, drop=drop)
     ref_logprobs = None
     if ref_model is not None:
-        ref_logprobs = batch_logprobs(ref_model, batch, settings.temperature, settings.micro_batch_size)
+        ref_logprobs = batch_logprobs(
+            ref_model,
+            batch,
+            settings.temperature,
+            settings.micro_batch_size,
+            logprob_chunk=settings.logprob_chunk,
+            token_budget=settings.token_budget,
+        )
     token_kl = None
     if ref_logprobs is not None and algo.kl_in_reward:
         token_kl = kl_penalty(batch.tail(batch.old_logprobs), ref_logprobs, algo.kl_estimator) * batch.tail(
@@ -455,6 +462,8 @@ def _update_settings(config: TrainConfig) -> UpdateSettings:
         num_iterations=a.num_iterations,
         minibatches=a.minibatches,
         micro_batch_size=o.micro_batch_size,
+        logprob_chunk=o.logprob_chunk,
+        token_budget=o.token_budget,
         max_grad_norm=o.max_grad_norm,
         temperature=r.temperature,
     )

@@ -5,7 +5,8 @@
 
 Aggregation divides by counts of the whole minibatch (all micro-batches, all ranks), so gradient accumulation
 and DDP give the gradient of the whole-minibatch loss. DDP averages gradients over ranks; the loss is scaled by
-the world size to undo that average (the counts already normalise).
+the world size to undo that average (the counts already normalise). The same holds for any split into
+micro-batches: `micro_batch_size` rows each, or rows grouped by length within `token_budget` padded tokens.
 """
 
 from __future__ import annotations
@@ -18,8 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
+from torch.utils.checkpoint import checkpoint
 
+from rlvr.errors import ConfigError
 from rlvr.trainer.batch import PolicyBatch
 from rlvr.trainer.losses import aggregate, entropy_from_logits, kl_penalty, policy_loss
 
@@ -43,40 +47,135 @@ class UpdateSettings:
     max_grad_norm: float
     temperature: float
     policy_loss: str = "clip"
+    logprob_chunk: int = 0
+    token_budget: int = 0
 
 
 def token_logprobs(
-    model: Any, batch: PolicyBatch, temperature: float, *, with_entropy: bool = False
+    model: Any, batch: PolicyBatch, temperature: float, *, with_entropy: bool = False, chunk: int = 0
 ) -> tuple[Tensor, Tensor | None]:
     """log pi(token_t | tokens_<t) of the last `span` columns (B, span), and the entropy there when asked.
 
     Logits are divided by the sampling temperature, so the log-probs are those of the sampling distribution.
+    The forward pass skips the columns that are padding in every row; columns left of them get 0. With `chunk`
+    > 0 only policy tokens (loss_mask > 0) get values (the others 0), `chunk` tokens at a time (see
+    `_chunked_logprobs`). The entropy carries no gradient.
     """
-    positions = (batch.attention_mask.cumsum(-1) - 1).clamp(min=0)
-    logits = model(
-        input_ids=batch.input_ids,
-        attention_mask=batch.attention_mask,
-        position_ids=positions,
-        logits_to_keep=batch.span + 1,
-    ).logits[:, :-1, :]  # (B, span, V): column j predicts the token at L - span + j
-    logits = logits.float() / temperature
-    targets = batch.tail(batch.input_ids)  # (B, span)
-    logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
-    entropy = None
-    if with_entropy:
+    part = batch.trimmed()  # (B, L') with L' the longest row
+    inputs = {
+        "input_ids": part.input_ids,
+        "attention_mask": part.attention_mask,
+        "position_ids": (part.attention_mask.cumsum(-1) - 1).clamp(min=0),
+    }
+    if chunk > 0:
+        logprobs, entropy = _chunked_logprobs(model, part, inputs, temperature, chunk, with_entropy)
+    else:
+        logits = model(**inputs, logits_to_keep=part.span + 1).logits[:, :-1, :]
+        logits = logits.float() / temperature  # (B, span', V): column j predicts the token at L' - span' + j
+        targets = part.tail(part.input_ids)  # (B, span')
+        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
+        entropy = None
+        if with_entropy:
+            with torch.no_grad():
+                entropy = entropy_from_logits(logits)
+    dropped = batch.span - part.span  # (B, span') -> (B, span): zeros for the all-padding columns
+    return F.pad(logprobs, (dropped, 0)), None if entropy is None else F.pad(entropy, (dropped, 0))
+
+
+def _chunked_logprobs(
+    model: Any, batch: PolicyBatch, inputs: dict[str, Tensor], temperature: float, chunk: int, entropy: bool
+) -> tuple[Tensor, Tensor | None]:
+    """(B, span) log-probs (and entropy) of the policy tokens, the LM head applied to `chunk` tokens at once.
+
+    The body gives the final hidden states (its logits are asked for one column only); each chunk's float32
+    logits (chunk, V) are freed after its forward and recomputed in the backward pass (checkpointing), so the
+    peak is O(chunk x V) instead of O(B x span x V).
+    """
+    head = _plain_lm_head(model)
+    out = model(**inputs, logits_to_keep=1, output_hidden_states=True)
+    hidden = batch.tail(out.hidden_states[-1][:, :-1])  # (B, span, H): the final norm applied by the body
+    valid = batch.tail(batch.loss_mask) > 0  # (B, span)
+    states, targets = hidden[valid], batch.tail(batch.input_ids)[valid]  # (N, H), (N,)
+    # at least one (maybe empty) chunk, so the head is in the graph even without a policy token (DDP needs it)
+    pieces = [
+        _head_chunk(head, states[i : i + chunk], targets[i : i + chunk], temperature, entropy)
+        for i in range(0, max(len(targets), 1), chunk)
+    ]
+    logprobs = hidden.new_zeros(valid.shape, dtype=torch.float32)  # (B, span)
+    logprobs[valid] = torch.cat([p[0] for p in pieces])
+    entropies = None
+    if entropy:
+        entropies = torch.zeros_like(logprobs)
+        entropies[valid] = torch.cat([p[1] for p in pieces])
+    return logprobs, entropies
+
+
+def _head_chunk(
+    head: torch.nn.Module, states: Tensor, targets: Tensor, temperature: float, entropy: bool
+) -> tuple[Tensor, Tensor | None]:
+    """(n,) log pi(target) and entropy of (n, H) final hidden states; backward recomputes the logits."""
+
+    def logprobs_of(states: Tensor) -> tuple[Tensor, Tensor | None]:
+        logits = head(states).float() / temperature  # (n, V)
+        logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None])[:, 0]  # (n,)
+        # after the last saved tensor: the recomputation in backward stops before this (checkpoint early stop)
         with torch.no_grad():
-            entropy = entropy_from_logits(logits)
-    return logprobs, entropy
+            return logprobs, entropy_from_logits(logits) if entropy else None
+
+    if not torch.is_grad_enabled():
+        return logprobs_of(states)
+    return checkpoint(logprobs_of, states, use_reentrant=False)
+
+
+# config attributes of models whose logits are not lm_head(h): the chunked path would get them wrong
+_LOGIT_TRANSFORMS = {"final_logit_softcapping": None, "logit_scale": None, "logits_scaling": 1.0}
+
+
+def _plain_lm_head(model: Any) -> torch.nn.Module:
+    inner = getattr(model, "module", model)  # under DDP the forward goes through the wrapper, the head not
+    config = getattr(inner, "config", None)
+    for name, neutral in _LOGIT_TRANSFORMS.items():
+        value = getattr(config, name, neutral)
+        if value is not None and value != neutral:
+            raise ConfigError(
+                f"optim.logprob_chunk needs logits = lm_head(hidden), but the model's config has "
+                f"{name}={value}; set optim.logprob_chunk=0"
+            )
+    return inner.get_output_embeddings()
 
 
 @torch.no_grad()
-def batch_logprobs(model: Any, batch: PolicyBatch, temperature: float, micro_batch_size: int) -> Tensor:
+def batch_logprobs(
+    model: Any,
+    batch: PolicyBatch,
+    temperature: float,
+    micro_batch_size: int,
+    *,
+    logprob_chunk: int = 0,
+    token_budget: int = 0,
+) -> Tensor:
     """(B, span) log-probs under `model` without gradients (pi_old for several passes, pi_ref for KL)."""
-    parts = []
-    for start in range(0, len(batch), micro_batch_size):
-        rows = batch.rows(range(start, min(start + micro_batch_size, len(batch))))
-        parts.append(token_logprobs(model, rows, temperature)[0])
-    return torch.cat(parts)
+    groups = micro_batches(batch.lengths().tolist(), micro_batch_size, token_budget)
+    parts = [token_logprobs(model, batch.rows(g), temperature, chunk=logprob_chunk)[0] for g in groups]
+    order = torch.tensor([row for g in groups for row in g])
+    return torch.cat(parts)[torch.argsort(order).to(parts[0].device)]  # back to the batch's row order
+
+
+def micro_batches(lengths: list[int], size: int, token_budget: int = 0) -> list[list[int]]:
+    """Row indices of each micro-batch: `size` consecutive rows, or with a token budget, rows by length.
+
+    By length: longest first, a micro-batch takes rows while rows x its longest row (the padded tokens of its
+    forward pass, see `PolicyBatch.trimmed`) stays within the budget; a row longer than the budget goes alone.
+    """
+    if token_budget <= 0:
+        return [list(range(a, min(a + size, len(lengths)))) for a in range(0, len(lengths), size)]
+    groups: list[list[int]] = []
+    for row in sorted(range(len(lengths)), key=lambda i: -lengths[i]):  # stable: ties keep the row order
+        if groups and (len(groups[-1]) + 1) * lengths[groups[-1][0]] <= token_budget:
+            groups[-1].append(row)
+        else:
+            groups.append([row])
+    return groups
 
 
 def policy_update(
@@ -98,42 +197,35 @@ def policy_update(
     # detached log-probs, no extra forward); with several, every step after the first has moved the policy, so
     # compute pi_old once, before the first step.
     several_steps = s.num_iterations * len(minibatches) > 1
-    old_all = batch_logprobs(model, batch, s.temperature, s.micro_batch_size) if several_steps else None
-    sums: dict[str, float] = {}
-    weight = 0.0
+    old_all = None
+    if several_steps:
+        old_all = batch_logprobs(
+            model,
+            batch,
+            s.temperature,
+            s.micro_batch_size,
+            logprob_chunk=s.logprob_chunk,
+            token_budget=s.token_budget,
+        )
+    sums: dict[str, float] = {}  # metric -> token-weighted sum
+    # policy tokens (the metrics' weight), padded tokens (rows x longest row per micro-batch), real tokens
+    counts = torch.zeros(3, dtype=torch.float64)
     grad_norms: list[float] = []
     times: dict[str, float] = {"time/old_logprobs_s": time.perf_counter() - begun}
     for _ in range(s.num_iterations):
         for rows in minibatches:
-            minibatch = batch.rows(rows)
-            counts = all_reduce(
-                torch.tensor([float(len(minibatch)), float(batch.tail(minibatch.loss_mask).sum())])
+            index = torch.as_tensor(rows)
+            counts += _accumulate(
+                model,
+                batch.rows(rows),
+                s,
+                old=None if old_all is None else old_all[index],
+                ref=None if ref_logprobs is None else ref_logprobs[index],
+                all_reduce=all_reduce,
+                world_size=world_size,
+                sums=sums,
+                times=times,
             )
-            num_sequences, num_tokens = float(counts[0]), max(float(counts[1]), 1.0)
-            micro = _split_by_size(len(minibatch), s.micro_batch_size)
-            for index, micro_rows in enumerate(micro):
-                part = minibatch.rows(micro_rows)
-                sync = index == len(micro) - 1
-                with _no_sync(model, enabled=not sync):
-                    stats, timings, tokens = _micro_step(
-                        model,
-                        part,
-                        s,
-                        old=None
-                        if old_all is None
-                        else old_all[torch.as_tensor(rows)][torch.as_tensor(micro_rows)],
-                        ref=None
-                        if ref_logprobs is None
-                        else ref_logprobs[torch.as_tensor(rows)][torch.as_tensor(micro_rows)],
-                        num_sequences=num_sequences,
-                        num_tokens=num_tokens,
-                        scale=float(world_size),
-                    )
-                for key, value in stats.items():
-                    sums[key] = sums.get(key, 0.0) + value * tokens
-                weight += tokens
-                for key, value in timings.items():
-                    times[key] = times.get(key, 0.0) + value
             params = [p for p in model.parameters() if p.grad is not None]
             norm = torch.nn.utils.clip_grad_norm_(
                 params, s.max_grad_norm if s.max_grad_norm > 0 else float("inf")
@@ -143,12 +235,60 @@ def policy_update(
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
     keys = sorted(sums)  # token-weighted means over all ranks (every rank has the same keys)
-    totals = all_reduce(torch.tensor([sums[k] for k in keys] + [weight], dtype=torch.float64))
+    totals = all_reduce(torch.tensor([sums[k] for k in keys] + [float(counts[0])], dtype=torch.float64))
     metrics = {k: float(totals[i]) / max(float(totals[-1]), 1.0) for i, k in enumerate(keys)}
     metrics.update(times)  # seconds on this rank
     metrics["grad_norm"] = sum(grad_norms) / len(grad_norms)
     metrics["optimizer_steps"] = float(len(grad_norms))
+    metrics["batch/padding_frac"] = 1.0 - float(counts[2]) / max(float(counts[1]), 1.0)  # this rank
     return metrics
+
+
+def _accumulate(
+    model: Any,
+    minibatch: PolicyBatch,
+    s: UpdateSettings,
+    *,
+    old: Tensor | None,
+    ref: Tensor | None,
+    all_reduce: Callable[[Tensor], Tensor],
+    world_size: int,
+    sums: dict[str, float],
+    times: dict[str, float],
+) -> Tensor:
+    """Gradients of one minibatch, micro-batch by micro-batch; adds to `sums` and `times`.
+
+    Returns (3,): policy tokens, padded tokens (rows x longest row, summed over micro-batches), real tokens.
+    """
+    counts = all_reduce(
+        torch.tensor([float(len(minibatch)), float(minibatch.tail(minibatch.loss_mask).sum())])
+    )
+    num_sequences, num_tokens = float(counts[0]), max(float(counts[1]), 1.0)
+    lengths = minibatch.lengths().tolist()
+    micro = micro_batches(lengths, s.micro_batch_size, s.token_budget)
+    totals = torch.zeros(3, dtype=torch.float64)
+    for number, rows in enumerate(micro):
+        index = torch.as_tensor(rows)
+        with _no_sync(model, enabled=number < len(micro) - 1):  # DDP syncs on the last backward
+            stats, timings, tokens = _micro_step(
+                model,
+                minibatch.rows(rows),
+                s,
+                old=None if old is None else old[index],
+                ref=None if ref is None else ref[index],
+                num_sequences=num_sequences,
+                num_tokens=num_tokens,
+                scale=float(world_size),
+            )
+        for key, value in stats.items():
+            sums[key] = sums.get(key, 0.0) + value * tokens
+        for key, value in timings.items():
+            times[key] = times.get(key, 0.0) + value
+        longest = max(lengths[r] for r in rows)
+        totals += torch.tensor(
+            [tokens, len(rows) * longest, sum(lengths[r] for r in rows)], dtype=torch.float64
+        )
+    return totals
 
 
 def _micro_step(
@@ -163,7 +303,9 @@ def _micro_step(
     scale: float,
 ) -> tuple[dict[str, float], dict[str, float], float]:
     started = time.perf_counter()
-    logprobs, entropy = token_logprobs(model, part, s.temperature, with_entropy=True)  # (b, span)
+    logprobs, entropy = token_logprobs(
+        model, part, s.temperature, with_entropy=True, chunk=s.logprob_chunk
+    )  # (b, span)
     mask = part.tail(part.loss_mask)  # (b, span)
     advantages = part.advantages if part.advantages.dim() == 1 else part.tail(part.advantages)
     old_logprobs = logprobs.detach() if old is None else old
@@ -220,10 +362,6 @@ def _split(count: int, parts: int) -> list[list[int]]:
     """`parts` contiguous, nearly equal index lists (empty ones dropped)."""
     bounds = [round(i * count / parts) for i in range(parts + 1)]
     return [list(range(a, b)) for a, b in itertools.pairwise(bounds) if b > a]
-
-
-def _split_by_size(count: int, size: int) -> list[list[int]]:
-    return [list(range(a, min(a + size, count))) for a in range(0, count, size)]
 
 
 def _no_sync(model: Any, enabled: bool) -> contextlib.AbstractContextManager:
