@@ -1,29 +1,38 @@
-"""Checkpoints: everything needed to continue a run exactly, written atomically.
+"""Checkpoints: a Hugging Face model folder per step, with everything needed to continue the run exactly.
 
-    output_dir/checkpoints/step-000004/  model.safetensors, optimizer.pt, state.pt (scheduler, RNG states,
-                                         data position, step, history), config.yaml
+    output_dir/checkpoints/step-000004/  config.json, generation_config.json, model.safetensors and the
+                                         tokenizer files: a model folder that `rlvr eval --model`, vLLM and
+                                         `AutoModelForCausalLM.from_pretrained` load as it is; beside them
+                                         optimizer.pt and state.pt (scheduler, RNG states, data position,
+                                         step, held-out results)
     output_dir/checkpoints/latest        the name of the newest complete checkpoint
 
-A checkpoint is written into a temporary folder and renamed into place, then `latest` is replaced
-(`os.replace`): a run killed at any moment leaves the previous checkpoint intact and `latest` pointing at a
-complete one.
+The weights are stored once: `--resume` loads the model from the step folder itself. A checkpoint is written
+into a staging folder (`.step-000004.tmp`) and renamed into place, then `latest` is replaced (`os.replace`): a
+run killed at any moment leaves the previous checkpoint intact and `latest` naming a complete one.
+
+Pruning keeps the newest `keep` checkpoints and, always, the one `latest` names (the one `--resume` continues
+from). It deletes only what a run writes here: `step-NNNNNN` folders holding a state.pt, and the staging folders
+a killed run left behind.
 """
 
 from __future__ import annotations
 
 import os
 import random
+import re
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from rlvr.errors import ConfigError
-
 LATEST = "latest"
+TRAINING_STATE = ("optimizer.pt", "state.pt")
+"""The files of a checkpoint that are not part of its model folder."""
+_STEP = re.compile(r"step-\d{6,}")
+_STAGING = re.compile(r"\.step-\d{6,}\.tmp")
 
 
 def rng_state() -> dict[str, Any]:
@@ -44,32 +53,50 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def save_checkpoint(
-    folder: Path, step: int, model: Any, optimizer: Any, state: dict[str, Any], keep: int = 2
+    folder: Path,
+    step: int,
+    model: Any,
+    optimizer: Any,
+    state: dict[str, Any],
+    *,
+    tokenizer: Any = None,
+    keep: int = 2,
 ) -> Path:
-    """Write checkpoint `step` under `folder` (model weights, optimiser, `state`) and prune old ones."""
-    from safetensors.torch import save_file
-
+    """Write checkpoint `step` under `folder` (a model folder plus optimiser and `state`), then prune old ones."""
     folder.mkdir(parents=True, exist_ok=True)
     name = f"step-{step:06d}"
-    staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=folder))
-    try:
-        weights = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-        save_file(_untie(weights), staging / "model.safetensors")
-        torch.save(optimizer.state_dict(), staging / "optimizer.pt")
-        torch.save({**state, "rng": rng_state(), "step": step}, staging / "state.pt")
-        _fsync_folder(staging)
-        target = folder / name
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    staging = folder / f".{name}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    model.save_pretrained(staging)  # safetensors
+    if tokenizer is not None:
+        tokenizer.save_pretrained(staging)
+    torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+    torch.save({**state, "rng": rng_state(), "step": step}, staging / "state.pt")
+    _publishable(staging)
+    target = folder / name
+    if target.exists():  # a newer checkpoint than `latest` from a killed run, redone after --resume
+        shutil.rmtree(target)
+    staging.rename(target)
     pointer = folder / f".{LATEST}.tmp"
     pointer.write_text(name, encoding="utf-8")
     os.replace(pointer, folder / LATEST)
-    for old in sorted(p for p in folder.glob("step-*") if p.is_dir())[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
+    prune_checkpoints(folder, keep)
     return target
+
+
+def prune_checkpoints(folder: Path, keep: int) -> list[Path]:
+    """Delete all but the newest `keep` checkpoints, never the one `latest` names; return what was deleted."""
+    latest = latest_checkpoint(folder)
+    complete = sorted(
+        (p for p in folder.iterdir() if _STEP.fullmatch(p.name) and (p / "state.pt").is_file()),
+        key=lambda p: int(p.name.removeprefix("step-")),
+    )
+    old = [p for p in complete[: max(0, len(complete) - keep)] if p != latest]
+    old += [p for p in folder.iterdir() if _STAGING.fullmatch(p.name) and p.is_dir()]
+    for path in old:
+        shutil.rmtree(path, ignore_errors=True)
+    return old
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
@@ -80,51 +107,54 @@ def latest_checkpoint(folder: Path) -> Path | None:
     return path if (path / "state.pt").is_file() else None
 
 
-def load_checkpoint(path: Path, model: Any, optimizer: Any) -> dict[str, Any]:
-    """Restore model and optimiser in place; return the saved state (RNG states are restored too)."""
-    from safetensors.torch import load_file
+def read_state(path: Path) -> dict[str, Any]:
+    """The saved training state of checkpoint `path` (step, scheduler, RNG states, ...)."""
+    return torch.load(path / "state.pt", weights_only=False)
 
-    if not (path / "state.pt").is_file():
-        raise ConfigError(f"{path} is not a complete rlvr checkpoint (no state.pt)")
-    weights = load_file(path / "model.safetensors")
-    missing, unexpected = model.load_state_dict(weights, strict=False)
-    missing = [k for k in missing if k not in _tied_names(model)]
-    if missing or unexpected:
-        raise ConfigError(
-            f"checkpoint {path} does not fit the model (missing {missing[:3]}, unexpected {unexpected[:3]}); "
-            "resume with the same model.name"
-        )
+
+def restore_optimizer(path: Path, optimizer: Any) -> None:
     optimizer.load_state_dict(torch.load(path / "optimizer.pt", weights_only=False))
-    state = torch.load(path / "state.pt", weights_only=False)
-    set_rng_state(state["rng"])
-    return state
 
 
-def _untie(weights: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """safetensors refuses shared storage (tied embeddings): keep one name per storage."""
-    seen: dict[int, str] = {}
-    out = {}
-    for name, tensor in weights.items():
-        key = tensor.untyped_storage().data_ptr()
-        if key in seen:
-            continue
-        seen[key] = name
-        out[name] = tensor
-    return out
+def export_model(checkpoint: Path, target: Path) -> Path:
+    """Publish the model folder of `checkpoint` as `target` (e.g. output_dir/final), replacing it atomically.
+
+    The files are hard links where the file system allows (no second copy of the weights on disk; deleting
+    either folder leaves the other whole), copies otherwise.
+    """
+    staging = target.with_name(f".{target.name}.tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    for path in checkpoint.iterdir():
+        if path.is_file() and path.name not in TRAINING_STATE:
+            try:
+                os.link(path, staging / path.name)
+            except OSError:
+                shutil.copy2(path, staging / path.name)
+    _publishable(staging)
+    old = target.with_name(f".{target.name}.old")
+    if target.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        target.rename(old)
+    staging.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+    return target
 
 
-def _tied_names(model: Any) -> set[str]:
-    names = set()
-    by_ptr: dict[int, str] = {}
-    for name, tensor in model.state_dict().items():
-        ptr = tensor.untyped_storage().data_ptr()
-        if ptr in by_ptr:
-            names.add(name)
-        by_ptr.setdefault(ptr, name)
-    return names
-
-
-def _fsync_folder(folder: Path) -> None:
+def _publishable(folder: Path) -> None:
+    """Make the files readable as the umask allows (safetensors writes 0600) and flush them to disk."""
+    mask = _umask()
+    folder.chmod(0o777 & ~mask)
     for path in folder.iterdir():
+        if path.is_dir():
+            _publishable(path)
+            continue
+        path.chmod(0o666 & ~mask)
         with open(path, "rb") as handle:
             os.fsync(handle.fileno())
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)  # the only way to read it is to set it: set it back at once
+    os.umask(mask)
+    return mask

@@ -150,13 +150,15 @@ class RunConfig:
     save_every: int = 10
     """Checkpoint every N steps (0: only at the end)."""
     keep_checkpoints: int = 2
-    """Checkpoints kept on disk (older ones are deleted)."""
+    """Step checkpoints kept on disk: the newest N (the run deletes its older ones); the one `--resume` continues
+    from and `final/` are never deleted."""
     sample_every: int = 5
-    """Write sample completions to samples.jsonl every N steps (0: never)."""
+    """Write one group of sample completions to samples.jsonl at the first and last step and every N steps (0:
+    never)."""
     eval_every: int = 0
     """Held-out greedy evaluation every N steps (0: only before and after training)."""
     save_model: bool = True
-    """Save the final model as an HF folder in output_dir/final."""
+    """Publish the last checkpoint's model folder as output_dir/final (hard links: no second copy on disk)."""
     tensorboard: bool = False
     """Also log to TensorBoard (output_dir/tensorboard; needs `tensorboard`)."""
     wandb: bool = False
@@ -266,7 +268,12 @@ def validate(config: TrainConfig) -> None:
         (o.token_budget >= 0, "optim.token_budget", o.token_budget, ">= 0 (0: micro_batch_size rows)"),
         (run.steps >= 1, "run.steps", run.steps, ">= 1"),
         (run.save_every >= 0, "run.save_every", run.save_every, ">= 0"),
-        (run.keep_checkpoints >= 1, "run.keep_checkpoints", run.keep_checkpoints, ">= 1"),
+        (
+            run.keep_checkpoints >= 1,
+            "run.keep_checkpoints",
+            run.keep_checkpoints,
+            ">= 1 (the checkpoint --resume continues from is always kept)",
+        ),
         (config.env.eval_tasks >= 0, "env.eval_tasks", config.env.eval_tasks, ">= 0"),
     ]
     for ok, name, value, expected in checks:

@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
+from rlvr.atomic import write_text_atomic
 from rlvr.errors import ConfigError
 
 
@@ -27,8 +28,9 @@ class RunLogger:
         self.output_dir = output_dir
         self.metrics_path = output_dir / "metrics.jsonl"
         self.samples_path = output_dir / "samples.jsonl"
-        _truncate_after(self.metrics_path, resume_step)
-        _truncate_after(self.samples_path, resume_step)
+        if resume_step:  # a fresh run starts in a folder without a run (`run_dir.check_output_dir`)
+            _truncate_after(self.metrics_path, resume_step)
+            _truncate_after(self.samples_path, resume_step)
         self._tb = None
         self._wandb = None
         if tensorboard:
@@ -119,14 +121,9 @@ def _plain(value: Any) -> Any:
 
 
 def _truncate_after(path: Path, step: int) -> None:
-    """On resume, drop log lines of steps after the checkpoint (they will be redone)."""
+    """On resume from checkpoint `step`, drop the log lines of later steps (they will be redone)."""
     if not path.is_file():
-        return
-    if step == 0:
-        path.unlink()
         return
     with path.open(encoding="utf-8") as handle:
         lines = [line for line in handle if line.strip() and json.loads(line).get("step", 0) <= step]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(lines), encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, "".join(lines))

@@ -31,13 +31,21 @@ from rlvr.envs.types import Sampling
 from rlvr.errors import ConfigError
 from rlvr.trainer.advantages import group_advantages, reinforce_pp_advantages
 from rlvr.trainer.batch import build_batch, token_mask
-from rlvr.trainer.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from rlvr.trainer.checkpoint import (
+    export_model,
+    latest_checkpoint,
+    read_state,
+    restore_optimizer,
+    save_checkpoint,
+    set_rng_state,
+)
 from rlvr.trainer.config import TrainConfig
 from rlvr.trainer.distributed import Distributed
 from rlvr.trainer.dynamic_sampling import FillStats, fill_batch
 from rlvr.trainer.evaluate import HeldOutResult, held_out_accuracy
 from rlvr.trainer.logger import RunLogger, plot_curves
 from rlvr.trainer.losses import kl_penalty
+from rlvr.trainer.run_dir import check_output_dir, make_output_dir, start_run
 from rlvr.trainer.run_envs import run_environments
 from rlvr.trainer.update import UpdateSettings, batch_logprobs, policy_update
 from rlvr.verifiers.length import OverlongConfig, overlong_penalty
@@ -68,150 +76,242 @@ class Group:
         return [float(t.solved) for t in self.trajectories]
 
 
-def train(config: TrainConfig, *, resume: bool = False) -> TrainResult:
-    """Run (or resume) a training run as configured."""
+@dataclass
+class _Run:
+    """What the stages of one run share."""
+
+    config: TrainConfig
+    dist: Distributed
+    out: Path
+    suite: Suite
+    eval_env: str
+    eval_overrides: dict[str, Any]
+    tokenizer: Any
+    model: Any
+    trained: Any  # the model, or DDP around it under torchrun
+    ref_model: Any
+    engine: Any
+    optimizer: Any
+    scheduler: Any
+    start_step: int = 0
+    evals: list[dict[str, Any]] = field(default_factory=list)
+    logger: RunLogger | None = None
+
+
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> TrainResult:
+    """Run (or resume) a training run as configured.
+
+    What can be checked without the model is checked before it loads: the output folder (one that holds a run
+    needs `resume` to continue it or `overwrite` to replace it), the checkpoint to resume from, the environments.
+    """
     started = time.perf_counter()
     dist = Distributed.from_env(config.model.device)
-    run = config.run
-    out = Path(run.output_dir)
-    if dist.is_main:
-        out.mkdir(parents=True, exist_ok=True)
-        write_text_atomic(out / "config.json", json.dumps(config.to_dict(), indent=2))
-    if config.model.threads:
-        torch.set_num_threads(config.model.threads)
-    _seed_everything(run.seed + dist.rank)
-
-    environments = run_environments(config.env)  # unknown ids and bad overrides fail before the model loads
+    out = Path(config.run.output_dir)
+    checkpoint = check_output_dir(out, resume=resume, overwrite=overwrite)
+    saved = _saved_state(checkpoint, config) if checkpoint is not None else None
+    environments = run_environments(config.env)
     warn_benchmark_overlap(environments.entries, show=dist.is_main)  # training on a benchmark's split
+    if dist.is_main:
+        make_output_dir(out)
+    dist.barrier()  # every process has checked the folder before the first one writes to it
+    run = _setup(config, dist, out, environments, checkpoint)
+    if dist.is_main:
+        start_run(out, config.to_dict(), replace=overwrite)
+    if saved is not None:
+        _restore(run, checkpoint, saved)
+    if dist.is_main:
+        run.logger = _make_logger(config, out, run.start_step)
+    before = _before(run)
+    _train_steps(run)
+    after = _evaluate(run, config.run.steps)
+    history = _finish(run, before, after, started)
+    return TrainResult(out, config.run.steps, before, after, history, time.perf_counter() - started)
+
+
+def _saved_state(checkpoint: Path, config: TrainConfig) -> dict[str, Any]:
+    state = read_state(checkpoint)
+    if state.get("model", config.model.name) != config.model.name:
+        raise ConfigError(
+            f"--resume: {checkpoint} continues a run of model.name={state['model']}, not "
+            f"{config.model.name}; resume with the same model.name"
+        )
+    return state
+
+
+def _setup(
+    config: TrainConfig, dist: Distributed, out: Path, environments: Any, checkpoint: Path | None
+) -> _Run:
+    """Seeds, tokenizer, policy (from the checkpoint when resuming), reference model, engine, optimiser."""
     from rlvr.trainer.engines.models import load_model, load_tokenizer
 
+    if config.model.threads:
+        torch.set_num_threads(config.model.threads)
+    _seed_everything(config.run.seed + dist.rank)
     tokenizer = load_tokenizer(config.model.name)
-    model = load_model(config.model.name, dtype=config.model.dtype, device=dist.device)
+    source = str(checkpoint or config.model.name)
+    model = load_model(source, dtype=config.model.dtype, device=dist.device)
     if config.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     algo = config.algorithm
-    ref_model = _reference_model(model) if algo.kl_coef > 0 else None
-    engine = _make_engine(config, model, tokenizer)
+    ref_model = None
+    if algo.kl_coef > 0:  # the KL anchor is the starting model, also when the policy comes from a checkpoint
+        ref_model = (
+            _reference_model(model)
+            if checkpoint is None
+            else _frozen(load_model(config.model.name, dtype=config.model.dtype, device=dist.device))
+        )
     optimizer = torch.optim.AdamW(
         model.parameters(),
         lr=config.optim.lr,
         betas=config.optim.betas,
         weight_decay=config.optim.weight_decay,
     )
-    total_updates = run.steps * algo.num_iterations * algo.minibatches
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, total_updates))
-    trained = dist.wrap(model)
-    suite = Suite(environments.entries, seed=run.seed * 1000 + dist.rank)
-
-    start_step, evals, state = 0, [], {}
-    checkpoints = out / "checkpoints"
-    if resume:
-        path = latest_checkpoint(checkpoints)
-        if path is None:
-            raise ConfigError(f"--resume: no checkpoint in {checkpoints}; start without --resume")
-        state = load_checkpoint(path, model, optimizer)
-        scheduler.load_state_dict(state["scheduler"])
-        suite.rng.bit_generator.state = (
-            state["suite_rng"][dist.rank] if dist.rank < len(state["suite_rng"]) else state["suite_rng"][0]
-        )
-        start_step, evals = state["step"], state.get("evals", [])
-        if engine.name != "hf":
-            engine.load_weights(model.state_dict().items())
-    logger = (
-        RunLogger(
-            out,
-            tensorboard=run.tensorboard and dist.is_main,
-            wandb=run.wandb and dist.is_main,
-            project=run.wandb_project,
-            config=config.to_dict(),
-            resume_step=start_step,
-        )
-        if dist.is_main
-        else None
+    total_updates = config.run.steps * algo.num_iterations * algo.minibatches
+    return _Run(
+        config=config,
+        dist=dist,
+        out=out,
+        suite=Suite(environments.entries, seed=config.run.seed * 1000 + dist.rank),
+        eval_env=environments.held_out_id,
+        eval_overrides=environments.held_out_overrides,
+        tokenizer=tokenizer,
+        model=model,
+        trained=dist.wrap(model),
+        ref_model=ref_model,
+        engine=_make_engine(config, model, tokenizer, source),
+        optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, total_updates)),
     )
 
-    eval_env = environments.held_out_id
-    eval_tokens = config.env.eval_max_tokens or config.rollout.max_tokens
 
-    def evaluate(step: int) -> HeldOutResult | None:
-        if config.env.eval_tasks == 0 or not dist.is_main:
-            return None
-        result = held_out_accuracy(
-            engine, eval_env, environments.held_out_overrides, config.env.eval_tasks, eval_tokens, tokenizer
-        )
-        evals.append(
-            {"step": step, "accuracy": result.accuracy, "solved": result.solved, "tasks": result.tasks}
-        )
-        _say(
-            f"held-out greedy accuracy at step {step}: {result.accuracy:.3f} ({result.solved}/{result.tasks} "
-            f"tasks of {eval_env}, {result.seconds:.0f} s)"
-        )
-        return result
+def _restore(run: _Run, checkpoint: Path, state: dict[str, Any]) -> None:
+    """Continue from `checkpoint`: optimiser, scheduler, the suite's draws, every RNG, the held-out results."""
+    restore_optimizer(checkpoint, run.optimizer)
+    run.scheduler.load_state_dict(state["scheduler"])
+    suite_rngs = state["suite_rng"]
+    rank = run.dist.rank
+    run.suite.rng.bit_generator.state = suite_rngs[rank] if rank < len(suite_rngs) else suite_rngs[0]
+    set_rng_state(state["rng"])
+    run.start_step, run.evals = state["step"], state.get("evals", [])
 
-    before = None
-    if start_step == 0:
-        before = evaluate(0)
-    elif evals:
-        before = HeldOutResult(eval_env, evals[0]["tasks"], evals[0]["solved"], math.nan, math.nan, 0.0)
 
+def _make_logger(config: TrainConfig, out: Path, start_step: int) -> RunLogger:
+    return RunLogger(
+        out,
+        tensorboard=config.run.tensorboard,
+        wandb=config.run.wandb,
+        project=config.run.wandb_project,
+        config=config.to_dict(),
+        resume_step=start_step,
+    )
+
+
+def _evaluate(run: _Run, step: int) -> HeldOutResult | None:
+    """Held-out greedy accuracy (rank 0), recorded in the run's evals."""
+    config = run.config
+    if config.env.eval_tasks == 0 or not run.dist.is_main:
+        return None
+    max_tokens = config.env.eval_max_tokens or config.rollout.max_tokens
+    result = held_out_accuracy(
+        run.engine, run.eval_env, run.eval_overrides, config.env.eval_tasks, max_tokens, run.tokenizer
+    )
+    run.evals.append(
+        {"step": step, "accuracy": result.accuracy, "solved": result.solved, "tasks": result.tasks}
+    )
+    _say(
+        f"held-out greedy accuracy at step {step}: {result.accuracy:.3f} ({result.solved}/{result.tasks} "
+        f"tasks of {run.eval_env}, {result.seconds:.0f} s)"
+    )
+    return result
+
+
+def _before(run: _Run) -> HeldOutResult | None:
+    """The accuracy before training: measured now, or the first one of a resumed run."""
+    if run.start_step == 0:
+        return _evaluate(run, 0)
+    if run.evals:
+        first = run.evals[0]
+        return HeldOutResult(run.eval_env, first["tasks"], first["solved"], math.nan, math.nan, 0.0)
+    return None
+
+
+def _train_steps(run: _Run) -> None:
+    config, dist = run.config, run.dist
     settings = _update_settings(config)
-    bar = _progress(run.progress and dist.is_main, start_step, run.steps)
-    for step in range(start_step + 1, run.steps + 1):
+    bar = _progress(config.run.progress and dist.is_main, run.start_step, config.run.steps)
+    for step in range(run.start_step + 1, config.run.steps + 1):
         metrics = _train_step(
             step,
             config,
-            suite,
-            engine,
-            trained,
-            model,
-            ref_model,
-            optimizer,
-            scheduler,
+            run.suite,
+            run.engine,
+            run.trained,
+            run.model,
+            run.ref_model,
+            run.optimizer,
+            run.scheduler,
             settings,
-            tokenizer,
+            run.tokenizer,
             dist,
-            logger,
+            run.logger,
         )
-        if logger is not None:
-            logger.log(step, metrics)
-        if run.eval_every and step % run.eval_every == 0 and step != run.steps:
-            evaluate(step)
-        if (run.save_every and step % run.save_every == 0) or step == run.steps:
-            state = {
-                "scheduler": scheduler.state_dict(),
-                "suite_rng": dist.gather_object(suite.rng.bit_generator.state),
-                "evals": evals,
-            }
-            if dist.is_main:
-                save_checkpoint(checkpoints, step, model, optimizer, state, keep=run.keep_checkpoints)
-            dist.barrier()
+        if run.logger is not None:
+            run.logger.log(step, metrics)
+        if config.run.eval_every and step % config.run.eval_every == 0 and step != config.run.steps:
+            _evaluate(run, step)
+        if (config.run.save_every and step % config.run.save_every == 0) or step == config.run.steps:
+            _save(run, step)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(reward=f"{metrics['reward/mean']:.2f}", acc=f"{metrics['accuracy']:.2f}")
     if bar is not None:
         bar.close()
 
-    after = evaluate(run.steps)
-    history = logger.history() if logger is not None else []
-    if dist.is_main:
-        if run.plot and history:
-            plot_curves(history, out / "curves.png", evals)
-        if run.save_model:
-            model.save_pretrained(out / "final")
-            tokenizer.save_pretrained(out / "final")
+
+def _save(run: _Run, step: int) -> None:
+    state = {
+        "scheduler": run.scheduler.state_dict(),
+        "suite_rng": run.dist.gather_object(run.suite.rng.bit_generator.state),
+        "evals": run.evals,
+        "model": run.config.model.name,
+    }
+    if run.dist.is_main:
+        save_checkpoint(
+            run.out / "checkpoints",
+            step,
+            run.model,
+            run.optimizer,
+            state,
+            tokenizer=run.tokenizer,
+            keep=run.config.run.keep_checkpoints,
+        )
+    run.dist.barrier()
+
+
+def _finish(
+    run: _Run, before: HeldOutResult | None, after: HeldOutResult | None, started: float
+) -> list[dict[str, Any]]:
+    """curves.png, final/ (the last checkpoint's model folder), summary.json; close everything."""
+    history = run.logger.history() if run.logger is not None else []
+    if run.dist.is_main:
+        if run.config.run.plot and history:
+            plot_curves(history, run.out / "curves.png", run.evals)
+        last = latest_checkpoint(run.out / "checkpoints")
+        if run.config.run.save_model and last is not None:
+            export_model(last, run.out / "final")
         summary = {
-            "steps": run.steps,
+            "steps": run.config.run.steps,
             "before": dataclasses.asdict(before) if before else None,
             "after": dataclasses.asdict(after) if after else None,
-            "evals": evals,
+            "evals": run.evals,
             "seconds": time.perf_counter() - started,
         }
-        write_text_atomic(out / "summary.json", json.dumps(summary, indent=2))
-    if logger is not None:
-        logger.close()
-    engine.close()
-    dist.close()
-    return TrainResult(out, run.steps, before, after, history, time.perf_counter() - started)
+        write_text_atomic(run.out / "summary.json", json.dumps(summary, indent=2))
+    if run.logger is not None:
+        run.logger.close()
+    run.engine.close()
+    run.dist.close()
+    return history
 
 
 def _train_step(
@@ -288,7 +388,7 @@ def _train_step(
     metrics["tokens_per_s/training"] = sum(len(t.token_ids) for t in trajectories) / max(training_s, 1e-9)
     metrics["batch/trajectories"] = float(len(trajectories))
     metrics = dist.mean_metrics(metrics)
-    if logger is not None and config.run.sample_every and step % config.run.sample_every == 0:
+    if logger is not None and _sample_step(step, config):
         logger.samples(step, [_sample_row(t) for t in sampled[: config.rollout.group_size]])
     return metrics
 
@@ -435,6 +535,12 @@ def _policy_tokens(trajectory: Trajectory) -> int:
     return sum(turn.completion.num_tokens or 0 for turn in trajectory.turns)
 
 
+def _sample_step(step: int, config: TrainConfig) -> bool:
+    """samples.jsonl gets the first step, the last, and every `sample_every`-th (none when it is 0)."""
+    every = config.run.sample_every
+    return bool(every) and (step % every == 0 or step in (1, config.run.steps))
+
+
 def _sample_row(t: Trajectory) -> dict[str, Any]:
     return {
         "env": t.env_id,
@@ -486,14 +592,20 @@ def _schedule(config: TrainConfig, total: int) -> Any:
 
 
 def _reference_model(model: Any) -> Any:
-    reference = copy.deepcopy(model)
+    """A frozen copy of the policy as it is now (the starting model)."""
+    return _frozen(copy.deepcopy(model))
+
+
+def _frozen(model: Any) -> Any:
+    reference = model
     reference.eval()
     for p in reference.parameters():
         p.requires_grad_(False)
     return reference
 
 
-def _make_engine(config: TrainConfig, model: Any, tokenizer: Any) -> Any:
+def _make_engine(config: TrainConfig, model: Any, tokenizer: Any, source: str) -> Any:
+    """The generation engine: hf shares the policy object; vllm loads `source` (a checkpoint when resuming)."""
     r = config.rollout
     if r.engine == "hf":
         from rlvr.trainer.engines.hf import HFEngine
@@ -503,7 +615,7 @@ def _make_engine(config: TrainConfig, model: Any, tokenizer: Any) -> Any:
     from rlvr.trainer.engines.vllm_engine import VLLMEngine
 
     return VLLMEngine(
-        resolve_model(config.model.name),
+        resolve_model(source),
         gpu_memory_utilization=r.vllm_gpu_memory_utilization,
         dtype=config.model.dtype,
         seed=config.run.seed,

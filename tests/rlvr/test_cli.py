@@ -169,3 +169,64 @@ def test_verify_file_reads_gzip_and_refuses_binary_files(tmp_path):
     nowhere = tmp_path / "no" / "folder" / "v.jsonl"
     result = run("verify", "math", "--file", str(packed), "--out", str(nowhere), check=False)
     assert_one_line_error(result, "cannot write", str(nowhere))
+
+
+# -- rlvr train: bad input fails before the model loads --------------------------------------------------------
+
+NO_MODEL = "model.name=/nonexistent/model"  # loading it would fail: an error about anything else came first
+
+
+def test_train_into_a_file_is_a_one_line_error(tmp_path):
+    afile = tmp_path / "run.txt"
+    afile.write_text("mine")
+    result = run("train", NO_MODEL, f"run.output_dir={afile}", check=False)
+    assert_one_line_error(result, f"{afile} is a file", "run.output_dir")
+    assert afile.read_text() == "mine"
+    below = run("train", NO_MODEL, f"run.output_dir={afile / 'run'}", check=False)
+    assert_one_line_error(below, f"{afile} is a file")
+
+
+def test_train_checks_resume_and_environments_before_the_model(tmp_path):
+    out = tmp_path / "run"
+    resume = run("train", NO_MODEL, f"run.output_dir={out}", "--resume", check=False)
+    assert_one_line_error(resume, "--resume: no checkpoint in", "start without --resume")
+    assert not out.exists()
+    unknown = run("train", NO_MODEL, "env.suite=rlvr/nope-v0", f"run.output_dir={out}", check=False)
+    assert_one_line_error(unknown, "rlvr/nope-v0")
+    assert not (out / "config.json").exists()
+
+
+def test_train_options_may_follow_overrides():
+    result = run("train", "run.steps=2", "--print-config", "run.seed=3", "--resume")
+    config = json.loads(result.stdout)
+    assert config["run"]["steps"] == 2 and config["run"]["seed"] == 3
+    misplaced = run("train", "run.steps=2", "--print-config", "configs/x.yaml", check=False)
+    assert misplaced.returncode == 2 and "the config file comes first" in misplaced.stderr
+
+
+def test_train_interrupted_before_a_checkpoint_says_how_to_start_again(tmp_path, monkeypatch, capsys):
+    import rlvr.trainer.loop
+    from rlvr.cli import main
+
+    def interrupted(config, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(rlvr.trainer.loop, "train", interrupted)
+    out = tmp_path / "run"
+    assert main(["train", f"run.output_dir={out}", "run.steps=3"]) == 130
+    expected = (
+        f"rlvr: interrupted; nothing was saved; start again with: rlvr train run.output_dir={out} run.steps=3"
+    )
+    assert capsys.readouterr().err.strip() == expected
+    out.mkdir()
+    (out / "metrics.jsonl").write_text('{"step": 1}\n')
+    assert main(["train", f"run.output_dir={out}", "run.steps=3"]) == 130
+    assert capsys.readouterr().err.strip().endswith(f"run.output_dir={out} run.steps=3 --overwrite")
+    (out / "checkpoints" / "step-000001").mkdir(parents=True)
+    (out / "checkpoints" / "step-000001" / "state.pt").write_bytes(b"")
+    (out / "checkpoints" / "latest").write_text("step-000001")
+    assert main(["train", f"run.output_dir={out}", "--overwrite"]) == 130  # stopped before replacing the run
+    assert capsys.readouterr().err.strip() == (
+        f"rlvr: interrupted; the run in {out} was not replaced yet; start again with: "
+        f"rlvr train run.output_dir={out} --overwrite"
+    )
