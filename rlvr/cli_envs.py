@@ -17,6 +17,14 @@ def add_envs_commands(commands: Any) -> None:
 
     listing = actions.add_parser("list", help="print every registered rlvr id, one per line")
     listing.add_argument("--tag", help="only ids with this tag (math, code, procedural, game, tools, ...)")
+    listing.add_argument(
+        "--import",
+        dest="modules",
+        metavar="MODULE",
+        action="append",
+        default=[],
+        help="import MODULE first, so the ids it registers are listed too (repeatable)",
+    )
     listing.set_defaults(run=_run_list)
 
     show = actions.add_parser(
@@ -64,8 +72,11 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_list(args: argparse.Namespace) -> int:
+    from rlvr.envs.plugins import import_user_module
     from rlvr.envs.registry import card, list_ids
 
+    for module in args.modules:
+        import_user_module(module)
     for env_id in list_ids():
         if args.tag is None or args.tag in card(env_id).tags:
             print(env_id)
@@ -108,8 +119,10 @@ def _run_show(args: argparse.Namespace) -> int:
 
 def _run_check(args: argparse.Namespace) -> int:
     from rlvr.envs.check import check_environment
+    from rlvr.envs.registry import resolve
 
-    report = check_environment(args.id, num_tasks=args.tasks, **overrides_from(args))
+    env_id = resolve(args.id)  # an unknown id or module is a usage error (exit 2), not a failed check
+    report = check_environment(env_id, num_tasks=args.tasks, **overrides_from(args))
     status = "ok" if not report.check_env_error else "FAILED"
     print(f"check_env: {status}" + (f"\n  {report.check_env_error}" if report.check_env_error else ""))
     for note in report.check_env_warnings:
