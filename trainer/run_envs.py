@@ -2,14 +2,16 @@
 held-out environment with its overrides.
 
 The held-out environment is `env.eval_env` (default: the suite's first id). It is made with `split="test"` when it
-takes a `split`, then with its own entry of `env.eval_overrides`; overrides written for one environment never
-reach another.
+takes a `split` (else with a held-out `seed`, see `held_out_tasks`), then with its own entry of
+`env.eval_overrides`; overrides written for one environment never reach another.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+import gymnasium as gym
 
 from rlvr.envs.plugins import split_module
 from rlvr.envs.registry import accepted_kwargs, check_overrides, resolve
@@ -18,6 +20,8 @@ from rlvr.errors import ConfigError
 from rlvr.trainer.config import EnvConfig
 
 HELD_OUT_SPLIT = "test"
+HELD_OUT_SEED_OFFSET = 10**9
+"""Held-out seed of an environment without a split: its training seed plus this (as the procedural test splits)."""
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,7 @@ def run_environments(env: EnvConfig) -> RunEnvironments:
 
 
 def held_out_overrides(env: EnvConfig, held_out: str) -> dict[str, Any]:
-    """`split="test"`, then the held-out environment's own entry of `env.eval_overrides`.
+    """The held-out tasks (`held_out_tasks`), then the environment's own entry of `env.eval_overrides`.
 
     `eval_overrides` is keyed by environment id (as written in the suite, or plain). A flat mapping of `make`
     keywords is accepted only when `env.eval_env` names the environment it was written for.
@@ -61,10 +65,29 @@ def held_out_overrides(env: EnvConfig, held_out: str) -> dict[str, Any]:
     for key, value in keyed.items():
         if key == env.eval_env or split_module(key)[1] == held_out:
             own.update(value)
-    accepted = accepted_kwargs(held_out)
-    if "split" not in own and accepted is not None and "split" not in accepted:
-        raise ConfigError(
-            f"the held-out environment {held_out} has no `split`, so its tasks would be training tasks; set "
-            "env.eval_env to an environment with a test split, or env.eval_tasks=0"
-        )
-    return {"split": HELD_OUT_SPLIT, **own}
+    return {**held_out_tasks(held_out, _training_overrides(env, held_out)), **own}
+
+
+def held_out_tasks(env_id: str, training: dict[str, Any]) -> dict[str, Any]:
+    """The `make` keywords that select held-out tasks: `split="test"`; for an environment without a split but
+    with a `seed` (the games, reasoning-gym), another random stream: `seed = training seed + 10**9`, as the
+    procedural test splits do (in a small task space the same question can still occur in both)."""
+    accepted = accepted_kwargs(env_id)
+    if accepted is None or "split" in accepted:
+        return {"split": HELD_OUT_SPLIT}
+    if "seed" in accepted:
+        seed = {**gym.spec(env_id).kwargs, **training}.get("seed", 0)
+        if isinstance(seed, int):
+            return {"seed": seed + HELD_OUT_SEED_OFFSET}
+    raise ConfigError(
+        f"the held-out environment {env_id} has neither a `split` nor a `seed`, so its tasks would be training "
+        "tasks; set env.eval_env to an environment with a test split, or env.eval_tasks=0"
+    )
+
+
+def _training_overrides(env: EnvConfig, env_id: str) -> dict[str, Any]:
+    """The `env.overrides` entry of `env_id` (keyed by the plain id or `module:id`)."""
+    for key, value in env.overrides.items():
+        if split_module(key)[1] == env_id:
+            return dict(value)
+    return {}

@@ -106,8 +106,14 @@ def test_held_out_rules(user_module):
     named = load_config(quickstart(), ["env.eval_env=rlvr/arithmetic-v0", "env.eval_overrides={level: 1}"])
     assert run_environments(named.env).held_out_overrides == {"split": "test", "level": 1}
     no_split = load_config(quickstart(), [f"env.suite={user_module}:testlab/nosplit-v0"])
-    with pytest.raises(ConfigError, match="has no `split`"):
+    with pytest.raises(ConfigError, match="has neither a `split` nor a `seed`"):
         run_environments(no_split.env)
+    game = load_config(
+        quickstart(), ["env.suite=rlvr/guess-number-v0", "env.overrides={rlvr/guess-number-v0: {seed: 7}}"]
+    )
+    assert run_environments(game.env).held_out_overrides == {"seed": 7 + 10**9}  # another random stream
+    gcd = run_environments(load_config(quickstart(), ["env.suite=rlvr/rg-gcd-v0"]).env)
+    assert gcd.held_out_overrides == {"seed": 10**9}
     no_eval = load_config(quickstart(), [f"env.suite={user_module}:testlab/nosplit-v0", "env.eval_tasks=0"])
     assert run_environments(no_eval.env).held_out_overrides == {}
 
@@ -171,3 +177,9 @@ def quickstart() -> Path:
     from rlvr.cli_train import default_config_path
 
     return default_config_path()
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml")))
+def test_every_example_config_has_a_held_out_environment(path):
+    environments = run_environments(load_config(path, []).env)
+    assert set(environments.held_out_overrides) & {"split", "seed"}
