@@ -33,6 +33,16 @@ class ModelConfig:
     """Recompute activations in the backward pass: less memory, ~30% more compute."""
     threads: int = 0
     """torch CPU threads (0: leave torch's default)."""
+    lora_rank: int = 0
+    """LoRA rank r (0: full fine-tuning). With r > 0 only peft adapters on `lora_targets` train; the KL reference
+    is the same model with its adapters disabled; step checkpoints hold the adapter, final/ the merged model.
+    See "LoRA"."""
+    lora_alpha: float = 32.0
+    """LoRA scale numerator: the adapter's update is (lora_alpha / lora_rank) B A (e.g. 2 x rank)."""
+    lora_targets: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+    """Module names that get adapters (default: the attention and MLP projections of Llama-style models)."""
 
 
 @dataclass
@@ -247,6 +257,16 @@ def validate(config: TrainConfig) -> None:
             "model.dtype",
             m.dtype,
             "float32, bfloat16 or float16",
+        ),
+        (m.lora_rank >= 0, "model.lora_rank", m.lora_rank, ">= 0 (0: full fine-tuning)"),
+        (m.lora_alpha > 0, "model.lora_alpha", m.lora_alpha, "> 0 (e.g. 2 x lora_rank)"),
+        (
+            isinstance(m.lora_targets, list)
+            and bool(m.lora_targets)
+            and all(isinstance(t, str) and t for t in m.lora_targets),
+            "model.lora_targets",
+            m.lora_targets,
+            "a non-empty list of module names, e.g. [q_proj,v_proj]",
         ),
         (r.engine in ("hf", "vllm"), "rollout.engine", r.engine, "hf or vllm"),
         (r.prompts_per_step >= 1, "rollout.prompts_per_step", r.prompts_per_step, ">= 1"),

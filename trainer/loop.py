@@ -44,6 +44,15 @@ from rlvr.trainer.distributed import Distributed
 from rlvr.trainer.dynamic_sampling import FillStats, fill_batch
 from rlvr.trainer.evaluate import HeldOutResult, held_out_accuracy
 from rlvr.trainer.logger import RunLogger, plot_curves
+from rlvr.trainer.lora import (
+    adapters_disabled,
+    apply_lora,
+    is_lora,
+    load_adapter,
+    merged_weights,
+    save_merged,
+    trainable_parameters,
+)
 from rlvr.trainer.losses import kl_penalty
 from rlvr.trainer.run_dir import check_output_dir, make_output_dir, start_run
 from rlvr.trainer.run_envs import run_environments
@@ -130,6 +139,11 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
 
 def _saved_state(checkpoint: Path, config: TrainConfig) -> dict[str, Any]:
     state = read_state(checkpoint)
+    if state.get("lora_rank", 0) != config.model.lora_rank:
+        raise ConfigError(
+            f"--resume: {checkpoint} continues a run of model.lora_rank={state.get('lora_rank', 0)}, not "
+            f"{config.model.lora_rank}; resume with the same model.lora_rank"
+        )
     if state.get("model", config.model.name) != config.model.name:
         raise ConfigError(
             f"--resume: {checkpoint} continues a run of model.name={state['model']}, not "
@@ -148,20 +162,25 @@ def _setup(
         torch.set_num_threads(config.model.threads)
     _seed_everything(config.run.seed + dist.rank)
     tokenizer = load_tokenizer(config.model.name)
-    source = str(checkpoint or config.model.name)
+    lora = config.model.lora_rank > 0
+    source = config.model.name if lora else str(checkpoint or config.model.name)  # LoRA: the adapter's base
     model = load_model(source, dtype=config.model.dtype, device=dist.device)
     if config.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
+    if lora:
+        model = _adapted(config, model, checkpoint)
     algo = config.algorithm
     ref_model = None
-    if algo.kl_coef > 0:  # the KL anchor is the starting model, also when the policy comes from a checkpoint
+    if algo.kl_coef > 0 and lora:
+        ref_model = model  # the same object, run with its adapters disabled (_make_batch): no second copy
+    elif algo.kl_coef > 0:  # the starting model, also when the policy comes from a checkpoint
         ref_model = (
             _reference_model(model)
             if checkpoint is None
             else _frozen(load_model(config.model.name, dtype=config.model.dtype, device=dist.device))
         )
     optimizer = torch.optim.AdamW(
-        model.parameters(),
+        trainable_parameters(model),  # under LoRA the adapters only
         lr=config.optim.lr,
         betas=config.optim.betas,
         weight_decay=config.optim.weight_decay,
@@ -182,6 +201,15 @@ def _setup(
         optimizer=optimizer,
         scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, total_updates)),
     )
+
+
+def _adapted(config: TrainConfig, model: Any, checkpoint: Path | None) -> Any:
+    """The model with LoRA adapters (before any DDP/FSDP wrapping); their saved weights when resuming."""
+    m = config.model
+    model = apply_lora(model, m.lora_rank, m.lora_alpha, m.lora_targets)
+    if checkpoint is not None:
+        load_adapter(model, checkpoint)
+    return model
 
 
 def _restore(run: _Run, checkpoint: Path, state: dict[str, Any]) -> None:
@@ -274,6 +302,7 @@ def _save(run: _Run, step: int) -> None:
         "suite_rng": run.dist.gather_object(run.suite.rng.bit_generator.state),
         "evals": run.evals,
         "model": run.config.model.name,
+        "lora_rank": run.config.model.lora_rank,
     }
     if run.dist.is_main:
         save_checkpoint(
@@ -297,7 +326,9 @@ def _finish(
         if run.config.run.plot and history:
             plot_curves(history, run.out / "curves.png", run.evals)
         last = latest_checkpoint(run.out / "checkpoints")
-        if run.config.run.save_model and last is not None:
+        if run.config.run.save_model and last is not None and is_lora(run.model):
+            save_merged(run.model, run.tokenizer, run.out / "final")  # and final/adapter
+        elif run.config.run.save_model and last is not None:
             export_model(last, run.out / "final")
         summary = {
             "steps": run.config.run.steps,
@@ -378,7 +409,7 @@ def _train_step(
     _engine_wake_up(engine)
     # hf shares the trained model object; vllm gets the new weights
     if engine.name != "hf" and update_metrics:
-        engine.load_weights(model.state_dict().items())
+        engine.load_weights(merged_weights(model))  # LoRA: W + BA under the base model's names
     training_s = time.perf_counter() - t1
     metrics.update(update_metrics)
     metrics["lr"] = scheduler.get_last_lr()[0]
@@ -464,14 +495,15 @@ def _make_batch(
     batch = build_batch(trajectories, torch.zeros(len(trajectories)), pad_id=pad_id, drop=drop)
     ref_logprobs = None
     if ref_model is not None:
-        ref_logprobs = batch_logprobs(
-            ref_model,
-            batch,
-            settings.temperature,
-            settings.micro_batch_size,
-            logprob_chunk=settings.logprob_chunk,
-            token_budget=settings.token_budget,
-        )
+        with adapters_disabled(ref_model):  # LoRA: the policy itself is the reference, as its base model
+            ref_logprobs = batch_logprobs(
+                ref_model,
+                batch,
+                settings.temperature,
+                settings.micro_batch_size,
+                logprob_chunk=settings.logprob_chunk,
+                token_budget=settings.token_budget,
+            )
     token_kl = None
     if ref_logprobs is not None and algo.kl_in_reward:
         token_kl = kl_penalty(batch.tail(batch.old_logprobs), ref_logprobs, algo.kl_estimator) * batch.tail(
@@ -614,12 +646,15 @@ def _make_engine(config: TrainConfig, model: Any, tokenizer: Any, source: str) -
     from rlvr.trainer.engines.models import resolve_model
     from rlvr.trainer.engines.vllm_engine import VLLMEngine
 
-    return VLLMEngine(
+    engine = VLLMEngine(
         resolve_model(source),
         gpu_memory_utilization=r.vllm_gpu_memory_utilization,
         dtype=config.model.dtype,
         seed=config.run.seed,
     )
+    if is_lora(model):  # vLLM loaded the base model: give it the merged weights (a resumed adapter)
+        engine.load_weights(merged_weights(model))
+    return engine
 
 
 def _share(total: int, dist: Any) -> int:
