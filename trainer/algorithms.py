@@ -11,6 +11,7 @@ from typing import Any
 
 from rlvr.errors import ConfigError
 from rlvr.trainer.advantages import ADVANTAGE_NAMES
+from rlvr.trainer.engine_correction import CORRECTIONS, LEVELS, default_correction
 from rlvr.trainer.losses import AGGREGATIONS, KL_ESTIMATORS, POLICY_LOSSES, RATIO_LEVELS
 
 _BASE: dict[str, Any] = {
@@ -72,10 +73,12 @@ def preset_values(name: str) -> dict[str, Any]:
     return {**_BASE, **PRESETS[name]}
 
 
-def resolve_algorithm(config: Any) -> Any:
-    """The config with unset fields taken from its preset, validated."""
+def resolve_algorithm(config: Any, *, engine: str = "hf") -> Any:
+    """The config with unset fields taken from its preset (`engine_correction: auto` from `engine`), validated."""
     values = preset_values(config.preset)
     resolved = dataclasses.replace(config, **{k: v for k, v in values.items() if getattr(config, k) is None})
+    if resolved.engine_correction == "auto":
+        resolved = dataclasses.replace(resolved, engine_correction=default_correction(engine))
     _validate(resolved)
     return resolved
 
@@ -99,6 +102,9 @@ def _validate(a: Any) -> None:
         (a.overlong_buffer >= -1, "overlong_buffer", ">= 0 tokens, or -1 for max_tokens / 4"),
         (a.num_iterations >= 1, "num_iterations", ">= 1"),
         (a.minibatches >= 1, "minibatches", ">= 1"),
+        (a.engine_correction in CORRECTIONS, "engine_correction", f"one of {', '.join(CORRECTIONS)} or auto"),
+        (a.engine_correction_cap > 1, "engine_correction_cap", "> 1 (e.g. 2.0)"),
+        (a.engine_correction_level in LEVELS, "engine_correction_level", f"one of {', '.join(LEVELS)}"),
     ]
     for ok, name, expected in checks:
         if not ok:

@@ -132,6 +132,14 @@ class OptimConfig:
     """AdamW weight decay."""
     betas: tuple[float, float] = (0.9, 0.99)
     """AdamW betas."""
+    engine_correction: str = "auto"
+    """Engine/trainer mismatch correction: `none`, `tis` (each token's policy loss times min(pi_old / pi_engine, C))
+    or `mis` (tokens with the ratio outside [1/C, C] get no loss); `auto`: tis with rollout.engine=vllm, none with
+    hf (it samples with the trainer's weights)."""
+    engine_correction_cap: float = 2.0
+    """C of `engine_correction` (> 1)."""
+    engine_correction_level: str = "token"
+    """`token` (a ratio per token) or `sequence` (the product over the sequence's policy tokens, for all of them)."""
     schedule: str = "constant"
     """Learning-rate schedule after warmup: constant, linear (to 0) or cosine (to 0)."""
     warmup_steps: int = 0
@@ -243,7 +251,7 @@ def from_dict(data: dict[str, Any]) -> TrainConfig:
         _check_keys(name, values, [g.name for g in fields(cls)])
         parts[name] = cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
     config = TrainConfig(**parts)
-    config.algorithm = resolve_algorithm(config.algorithm)
+    config.algorithm = resolve_algorithm(config.algorithm, engine=config.rollout.engine)
     validate(config)
     return config
 

@@ -613,6 +613,9 @@ def _schedule(config: TrainConfig, total: int) -> Any:
     def factor(update: int) -> float:
         if warmup and update < warmup:
             return (update + 1) / warmup
+        engine_correction=a.engine_correction,
+        engine_correction_cap=a.engine_correction_cap,
+        engine_correction_level=a.engine_correction_level,
         progress = min(1.0, (update - warmup) / max(1, total - warmup))
         if kind == "linear":
             return 1.0 - progress

@@ -25,6 +25,7 @@ from torch.utils.checkpoint import checkpoint
 
 from rlvr.errors import ConfigError
 from rlvr.trainer.batch import PolicyBatch
+from rlvr.trainer.engine_correction import correction_weights
 from rlvr.trainer.losses import aggregate, entropy_from_logits, kl_penalty, policy_loss
 
 
@@ -49,6 +50,9 @@ class UpdateSettings:
     policy_loss: str = "clip"
     logprob_chunk: int = 0
     token_budget: int = 0
+    engine_correction: str = "none"
+    engine_correction_cap: float = 2.0
+    engine_correction_level: str = "token"
 
 
 def token_logprobs(
@@ -320,6 +324,7 @@ def _micro_step(
         ratio_level=s.ratio_level,
         variant=s.policy_loss,
     )
+    losses, correction = _engine_corrected(losses, old_logprobs, part.tail(part.old_logprobs), mask, s)
     kl_value = torch.zeros(())
     if ref is not None:
         kl = kl_penalty(logprobs, ref, s.kl_estimator) * mask  # (b, span)
@@ -353,9 +358,28 @@ def _micro_step(
             "clip/dual_frac": float(stats["dual_clip_frac"]),
             "ratio/mean": float(stats["ratio_mean"]),
             "logprob_gap/engine_vs_train": float(sampled_gap),
+            **{f"engine_correction/{k}": float(v) for k, v in correction.items()},
         }
     timings = {"time/forward_s": forward_s, "time/backward_s": backward_s}
     return values, timings, tokens
+
+
+def _engine_corrected(
+    losses: Tensor, old_logprobs: Tensor, engine_logprobs: Tensor, mask: Tensor, s: UpdateSettings
+) -> tuple[Tensor, dict[str, Tensor]]:
+    """The policy token losses (b, span) times the detached pi_old / pi_engine weights (`engine_correction`), and
+    the correction's metrics; as in TRL and verl, only the policy term is weighted (the KL term is added after)."""
+    if s.engine_correction == "none":
+        return losses, {}
+    weights, metrics = correction_weights(
+        old_logprobs,
+        engine_logprobs,
+        mask,
+        mode=s.engine_correction,
+        cap=s.engine_correction_cap,
+        level=s.engine_correction_level,
+    )
+    return losses * weights, metrics
 
 
 def _split(count: int, parts: int) -> list[list[int]]:
