@@ -38,6 +38,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rlvr: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `rlvr envs list | head`: the reader left; stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error when Python flushes
+        return 141
 
 
 def _build_parser() -> argparse.ArgumentParser:

@@ -230,3 +230,12 @@ def test_train_interrupted_before_a_checkpoint_says_how_to_start_again(tmp_path,
         f"rlvr: interrupted; the run in {out} was not replaced yet; start again with: "
         f"rlvr train run.output_dir={out} --overwrite"
     )
+
+
+def test_a_closed_pipe_is_no_traceback():
+    """`rlvr envs list | true`: the reader is gone before rlvr writes; rlvr stops without a traceback."""
+    rlvr = Path(sys.executable).parent / "rlvr"
+    pipeline = subprocess.run(
+        f"'{rlvr}' envs list | true", shell=True, capture_output=True, text=True, timeout=120
+    )
+    assert "Traceback" not in pipeline.stderr and "BrokenPipeError" not in pipeline.stderr, pipeline.stderr
