@@ -5,6 +5,8 @@
                                          `AutoModelForCausalLM.from_pretrained` load as it is; beside them
                                          optimizer.pt and state.pt (scheduler, RNG states, data position,
                                          step, held-out results)
+    output_dir/checkpoints/step-000004/sharded/  with model.sharding=fsdp, in place of optimizer.pt: the sharded
+                                         model and optimiser (torch.distributed.checkpoint, a file per rank)
     output_dir/checkpoints/latest        the name of the newest complete checkpoint
 
 The weights are stored once: `--resume` loads the model from the step folder itself. A checkpoint is written
@@ -61,17 +63,21 @@ def save_checkpoint(
     *,
     tokenizer: Any = None,
     keep: int = 2,
+    state_dict: dict[str, Any] | None = None,
+    staged: bool = False,
 ) -> Path:
-    """Write checkpoint `step` under `folder` (a model folder plus optimiser and `state`), then prune old ones."""
-    folder.mkdir(parents=True, exist_ok=True)
+    """Write checkpoint `step` under `folder` (a model folder plus optimiser and `state`), then prune old ones.
+
+    Sharded training (`sharding.py`) passes the gathered `state_dict` of the model, no optimizer (its sharded
+    state is already in the staging folder) and `staged=True`: the staging folder is kept, not emptied.
+    """
     name = f"step-{step:06d}"
-    staging = folder / f".{name}.tmp"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir()
-    model.save_pretrained(staging)  # safetensors
+    staging = folder / f".{name}.tmp" if staged else staging_folder(folder, step)
+    model.save_pretrained(staging, state_dict=state_dict)  # safetensors
     if tokenizer is not None:
         tokenizer.save_pretrained(staging)
-    torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+    if optimizer is not None:
+        torch.save(optimizer.state_dict(), staging / "optimizer.pt")
     torch.save({**state, "rng": rng_state(), "step": step}, staging / "state.pt")
     _publishable(staging)
     target = folder / name
@@ -83,6 +89,14 @@ def save_checkpoint(
     os.replace(pointer, folder / LATEST)
     prune_checkpoints(folder, keep)
     return target
+
+
+def staging_folder(folder: Path, step: int) -> Path:
+    """The empty staging folder of checkpoint `step` (`.step-000004.tmp`), renamed into place when complete."""
+    staging = folder / f".step-{step:06d}.tmp"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    return staging
 
 
 def prune_checkpoints(folder: Path, keep: int) -> list[Path]:

@@ -33,6 +33,16 @@ class ModelConfig:
     """Recompute activations in the backward pass: less memory, ~30% more compute."""
     threads: int = 0
     """torch CPU threads (0: leave torch's default)."""
+    sharding: str = "none"
+    """`none` (every process holds the whole model; DDP under torchrun) or `fsdp` (FSDP2 `fully_shard` per decoder
+    layer and at the root: weights, gradients and optimiser states sharded over the processes; sharded
+    checkpoints)."""
+    master_dtype: str = ""
+    """With `sharding=fsdp`: dtype of the stored (master) weights and the optimiser states, e.g. float32 while
+    forward and backward compute in `dtype` bfloat16 (empty: `dtype`). Gradients are reduced in float32."""
+    cpu_offload: bool = False
+    """With `sharding=fsdp`: keep the sharded weights and optimiser states in CPU memory (FSDP2's offload
+    policy; the optimiser step runs on the CPU)."""
     lora_rank: int = 0
     """LoRA rank r (0: full fine-tuning). With r > 0 only peft adapters on `lora_targets` train; the KL reference
     is the same model with its adapters disabled; step checkpoints hold the adapter, final/ the merged model.
@@ -261,7 +271,7 @@ def validate(config: TrainConfig) -> None:
     r, o, run, m = config.rollout, config.optim, config.run, config.model
     checks = [
         (
-            m.dtype in ("float32", "bfloat16", "float16"),
+            m.dtype in _DTYPES,
             "model.dtype",
             m.dtype,
             "float32, bfloat16 or float16",
@@ -275,6 +285,25 @@ def validate(config: TrainConfig) -> None:
             "model.lora_targets",
             m.lora_targets,
             "a non-empty list of module names, e.g. [q_proj,v_proj]",
+        ),
+        (m.sharding in ("none", "fsdp"), "model.sharding", m.sharding, "none or fsdp"),
+        (
+            m.master_dtype in ("", m.dtype) or (m.sharding == "fsdp" and m.master_dtype in _DTYPES),
+            "model.master_dtype",
+            m.master_dtype,
+            f"empty or model.dtype ({m.dtype}); another of {', '.join(_DTYPES)} with model.sharding=fsdp",
+        ),
+        (
+            not m.cpu_offload or m.sharding == "fsdp",
+            "model.cpu_offload",
+            m.cpu_offload,
+            "false unless model.sharding=fsdp (FSDP2 offloads the shards)",
+        ),
+        (
+            m.lora_rank == 0 or m.sharding == "none",
+            "model.sharding",
+            m.sharding,
+            "none with model.lora_rank > 0 (LoRA adapters are not sharded yet)",
         ),
         (r.engine in ("hf", "vllm"), "rollout.engine", r.engine, "hf or vllm"),
         (r.prompts_per_step >= 1, "rollout.prompts_per_step", r.prompts_per_step, ">= 1"),
@@ -307,6 +336,9 @@ def validate(config: TrainConfig) -> None:
     for ok, name, value, expected in checks:
         if not ok:
             raise ConfigError(f"{name} = {value!r} is invalid: expected {expected}")
+
+
+_DTYPES = ("float32", "bfloat16", "float16")
 
 
 def field_docs(cls: type) -> dict[str, str]:

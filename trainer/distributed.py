@@ -73,5 +73,5 @@ class Distributed:
             td.barrier()
 
     def close(self) -> None:
-        if self.world_size > 1 and td.is_initialized():
+        if td.is_initialized():  # also the one-process group of model.sharding=fsdp
             td.destroy_process_group()

@@ -35,8 +35,6 @@ from rlvr.trainer.checkpoint import (
     export_model,
     latest_checkpoint,
     read_state,
-    restore_optimizer,
-    save_checkpoint,
     set_rng_state,
 )
 from rlvr.trainer.config import TrainConfig
@@ -56,6 +54,7 @@ from rlvr.trainer.lora import (
 from rlvr.trainer.losses import kl_penalty
 from rlvr.trainer.run_dir import check_output_dir, make_output_dir, start_run
 from rlvr.trainer.run_envs import run_environments
+from rlvr.trainer.sharding import Replicated, make_sharding
 from rlvr.trainer.update import UpdateSettings, batch_logprobs, policy_update
 from rlvr.verifiers.length import OverlongConfig, overlong_penalty
 
@@ -97,11 +96,12 @@ class _Run:
     eval_overrides: dict[str, Any]
     tokenizer: Any
     model: Any
-    trained: Any  # the model, or DDP around it under torchrun
+    trained: Any  # the model, or DDP around it under torchrun (FSDP2 shards the model itself)
     ref_model: Any
     engine: Any
     optimizer: Any
     scheduler: Any
+    sharding: Replicated
     start_step: int = 0
     evals: list[dict[str, Any]] = field(default_factory=list)
     logger: RunLogger | None = None
@@ -130,6 +130,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         _restore(run, checkpoint, saved)
     if dist.is_main:
         run.logger = _make_logger(config, out, run.start_step)
+    run.sharding.for_generation(run.model)
     before = _before(run)
     _train_steps(run)
     after = _evaluate(run, config.run.steps)
@@ -164,7 +165,8 @@ def _setup(
     tokenizer = load_tokenizer(config.model.name)
     lora = config.model.lora_rank > 0
     source = config.model.name if lora else str(checkpoint or config.model.name)  # LoRA: the adapter's base
-    model = load_model(source, dtype=config.model.dtype, device=dist.device)
+    weights_dtype = config.model.master_dtype or config.model.dtype  # fsdp computes in model.dtype
+    model = load_model(source, dtype=weights_dtype, device=dist.device)
     if config.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     if lora:
@@ -177,8 +179,12 @@ def _setup(
         ref_model = (
             _reference_model(model)
             if checkpoint is None
-            else _frozen(load_model(config.model.name, dtype=config.model.dtype, device=dist.device))
+            else _frozen(load_model(config.model.name, dtype=weights_dtype, device=dist.device))
         )
+    sharding = make_sharding(config.model, dist, engine=config.rollout.engine)
+    trained = sharding.wrap(model)  # before the optimiser: FSDP2 replaces the parameters
+    if ref_model is not None and ref_model is not model:
+        ref_model = sharding.wrap_reference(ref_model)
     optimizer = torch.optim.AdamW(
         trainable_parameters(model),  # under LoRA the adapters only
         lr=config.optim.lr,
@@ -195,11 +201,12 @@ def _setup(
         eval_overrides=environments.held_out_overrides,
         tokenizer=tokenizer,
         model=model,
-        trained=dist.wrap(model),
+        trained=trained,
         ref_model=ref_model,
         engine=_make_engine(config, model, tokenizer, source),
         optimizer=optimizer,
         scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, total_updates)),
+        sharding=sharding,
     )
 
 
@@ -214,7 +221,7 @@ def _adapted(config: TrainConfig, model: Any, checkpoint: Path | None) -> Any:
 
 def _restore(run: _Run, checkpoint: Path, state: dict[str, Any]) -> None:
     """Continue from `checkpoint`: optimiser, scheduler, the suite's draws, every RNG, the held-out results."""
-    restore_optimizer(checkpoint, run.optimizer)
+    run.sharding.restore(checkpoint, run.model, run.optimizer)
     run.scheduler.load_state_dict(state["scheduler"])
     suite_rngs = state["suite_rng"]
     rank = run.dist.rank
@@ -282,6 +289,7 @@ def _train_steps(run: _Run) -> None:
             run.tokenizer,
             dist,
             run.logger,
+            run.sharding,
         )
         if run.logger is not None:
             run.logger.log(step, metrics)
@@ -304,17 +312,15 @@ def _save(run: _Run, step: int) -> None:
         "model": run.config.model.name,
         "lora_rank": run.config.model.lora_rank,
     }
-    if run.dist.is_main:
-        save_checkpoint(
-            run.out / "checkpoints",
-            step,
-            run.model,
-            run.optimizer,
-            state,
-            tokenizer=run.tokenizer,
-            keep=run.config.run.keep_checkpoints,
-        )
-    run.dist.barrier()
+    run.sharding.save(
+        run.out / "checkpoints",
+        step,
+        run.model,
+        run.optimizer,
+        state,
+        tokenizer=run.tokenizer,
+        keep=run.config.run.keep_checkpoints,
+    )
 
 
 def _finish(
@@ -359,6 +365,7 @@ def _train_step(
     tokenizer: Any,
     dist: Any,
     logger: Any,
+    sharding: Replicated,
 ) -> dict[str, float]:
     algo, r = config.algorithm, config.rollout
     t0 = time.perf_counter()
@@ -392,6 +399,7 @@ def _train_step(
 
     t1 = time.perf_counter()
     _engine_sleep(engine)  # vLLM on GPU: free its KV cache (and move its weights off) during the update
+    sharding.for_update(model)
     update_metrics: dict[str, float] = {}
     trainable = min(dist.gather_object(len(trajectories))) >= algo.minibatches  # all ranks train, or none
     if trainable:
@@ -407,9 +415,10 @@ def _train_step(
             world_size=dist.world_size,
         )
     _engine_wake_up(engine)
-    # hf shares the trained model object; vllm gets the new weights
+    sharding.for_generation(model)
+    # hf shares the trained model object; vllm gets the new weights, one full tensor at a time
     if engine.name != "hf" and update_metrics:
-        engine.load_weights(merged_weights(model))  # LoRA: W + BA under the base model's names
+        engine.load_weights(sharding.weights(model))  # LoRA: W + BA under the base model's names
     training_s = time.perf_counter() - t1
     metrics.update(update_metrics)
     metrics["lr"] = scheduler.get_last_lr()[0]
@@ -604,6 +613,9 @@ def _update_settings(config: TrainConfig) -> UpdateSettings:
         token_budget=o.token_budget,
         max_grad_norm=o.max_grad_norm,
         temperature=r.temperature,
+        engine_correction=a.engine_correction,
+        engine_correction_cap=a.engine_correction_cap,
+        engine_correction_level=a.engine_correction_level,
     )
 
 
@@ -613,9 +625,6 @@ def _schedule(config: TrainConfig, total: int) -> Any:
     def factor(update: int) -> float:
         if warmup and update < warmup:
             return (update + 1) / warmup
-        engine_correction=a.engine_correction,
-        engine_correction_cap=a.engine_correction_cap,
-        engine_correction_level=a.engine_correction_level,
         progress = min(1.0, (update - warmup) / max(1, total - warmup))
         if kind == "linear":
             return 1.0 - progress

@@ -27,6 +27,7 @@ from rlvr.errors import ConfigError
 from rlvr.trainer.batch import PolicyBatch
 from rlvr.trainer.engine_correction import correction_weights
 from rlvr.trainer.losses import aggregate, entropy_from_logits, kl_penalty, policy_loss
+from rlvr.trainer.sharding import same_count
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,7 @@ def batch_logprobs(
     token_budget: int = 0,
 ) -> Tensor:
     """(B, span) log-probs under `model` without gradients (pi_old for several passes, pi_ref for KL)."""
-    groups = micro_batches(batch.lengths().tolist(), micro_batch_size, token_budget)
+    groups = same_count(micro_batches(batch.lengths().tolist(), micro_batch_size, token_budget))
     parts = [token_logprobs(model, batch.rows(g), temperature, chunk=logprob_chunk)[0] for g in groups]
     order = torch.tensor([row for g in groups for row in g])
     return torch.cat(parts)[torch.argsort(order).to(parts[0].device)]  # back to the batch's row order
@@ -269,7 +270,7 @@ def _accumulate(
     )
     num_sequences, num_tokens = float(counts[0]), max(float(counts[1]), 1.0)
     lengths = minibatch.lengths().tolist()
-    micro = micro_batches(lengths, s.micro_batch_size, s.token_budget)
+    micro = same_count(micro_batches(lengths, s.micro_batch_size, s.token_budget))  # FSDP: equal on all ranks
     totals = torch.zeros(3, dtype=torch.float64)
     for number, rows in enumerate(micro):
         index = torch.as_tensor(rows)

@@ -1,0 +1,191 @@
+"""FSDP2 (`model.sharding=fsdp`) on CPU with gloo: one update at 2 ranks equals one process's update on the same
+batch, the weights stream to an engine one full tensor at a time, two torchrun agents ("nodes") meet at a
+c10d rendezvous, and the training loop checkpoints (sharded + an HF folder) and resumes exactly.
+
+The processes run `fsdp_worker.py` (next to this file); each launch pays for importing torch and transformers,
+so every update case runs in one launch of each kind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is part of the models extra")
+pytest.importorskip("transformers", reason="transformers is part of the models extra")
+
+if not (torch.distributed.is_available() and torch.distributed.is_gloo_available()):
+    pytest.skip("torch.distributed with the gloo backend is not available", allow_module_level=True)
+
+HERE = Path(__file__).resolve().parent
+if str(HERE) not in sys.path:
+    sys.path.insert(0, str(HERE))
+from fsdp_worker import CASES  # noqa: E402
+from test_distributed import LAUNCH_ENV, finish  # noqa: E402
+
+WORKER = HERE / "fsdp_worker.py"
+TOLERANCE = 1e-5
+
+
+def launch(
+    mode: str, model_dir: str, out_dir: Path, *, torchrun: list[str] | None = None
+) -> subprocess.Popen:
+    """The worker alone (torchrun=None) or under `torchrun` with the given launcher arguments."""
+    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_ENV}
+    env.update(OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
+    prefix = [sys.executable] + (["-m", "torch.distributed.run", *torchrun] if torchrun else [])
+    out_dir.mkdir(parents=True, exist_ok=True)
+    return subprocess.Popen(
+        [*prefix, str(WORKER), mode, model_dir, str(out_dir)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+TWO_RANKS = ["--standalone", "--nproc_per_node", "2"]
+
+
+@pytest.fixture(scope="module")
+def small_llama(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random Llama (vocab 256, 2 layers, untied head) saved as an HF folder."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=256,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("fsdp-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    return str(folder)
+
+
+@pytest.fixture(scope="module")
+def updates(small_llama: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Folders of the updated weights per case: (one process: plain and FSDP at world 1) and (FSDP, 2 ranks)."""
+    root = tmp_path_factory.mktemp("fsdp-updates")
+    single, multi = root / "single", root / "multi"
+    runs = [
+        (launch("update", small_llama, single), "the one-process update"),
+        (launch("update", small_llama, multi, torchrun=TWO_RANKS), "the 2-rank FSDP update"),
+    ]
+    for process, what in runs:
+        finish(process, what)
+    return single, multi
+
+
+def max_difference(a: dict, b: dict) -> float:
+    assert a.keys() == b.keys()
+    return max(float((a[k] - b[k]).abs().max()) for k in a)
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_fsdp_update_matches_one_process(case: str, updates: tuple[Path, Path], small_llama: str) -> None:
+    from safetensors.torch import load_file
+
+    single, multi = (torch.load(folder / f"{case}.pt", weights_only=True) for folder in updates)
+    plain, plain_metrics = single["plain"]
+    initial = load_file(Path(small_llama) / "model.safetensors")
+    moved = max(float((plain[k] - initial[k]).abs().max()) for k in initial)
+    assert moved > 100 * TOLERANCE, f"{case}: the update barely moved the weights ({moved:.2e})"
+    for label, (state, metrics) in (("FSDP at 1 rank", single["fsdp"]), ("FSDP at 2 ranks", multi["fsdp"])):
+        diff = max_difference(plain, state)
+        assert diff < TOLERANCE, f"{case}: {label} differs from one plain process by {diff:.2e}"
+        # AdamW's first steps hardly depend on the gradient's scale; its norm does (a wrong loss scale, counts
+        # per rank instead of over all ranks, a reduce-scatter summing instead of averaging)
+        for key in ("grad_norm", "optimizer_steps", "kl", "loss"):
+            assert metrics[key] == pytest.approx(plain_metrics[key], rel=1e-4, abs=1e-7), f"{case}: {key}"
+    if CASES[case].get("kl_coef"):
+        assert plain_metrics["kl"] > 1e-4, "the reference equals the policy: the KL term tested nothing"
+
+
+def test_weights_stream_one_full_tensor_at_a_time(updates: tuple[Path, Path]) -> None:
+    """The vLLM path: each sharded parameter gathered when its turn comes, nothing held back by the stream."""
+    _, multi = updates
+    stream = torch.load(multi / "stream.pt", weights_only=True)
+    last, _ = torch.load(multi / f"{list(CASES)[-1]}.pt", weights_only=True)["fsdp"]
+    assert list(stream["sums"]) == list(last), "the stream must give every state-dict entry, in order"
+    for name, total in stream["sums"].items():  # full tensors, not the local shards
+        assert stream["sizes"][name] == last[name].nbytes, name
+        assert total == pytest.approx(float(last[name].double().sum()), abs=1e-6), name
+    largest, whole = max(stream["sizes"].values()), sum(stream["sizes"].values())
+    assert stream["peak_bytes"] == largest < whole / 2
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_nodes_meet_at_a_c10d_rendezvous(small_llama: str, tmp_path: Path) -> None:
+    """Two torchrun agents of one process each (--nnodes 2), as on two machines: equal weights after a step."""
+    endpoint = f"localhost:{free_port()}"
+    agents = [
+        launch(
+            "step",
+            small_llama,
+            tmp_path,
+            torchrun=[
+                "--nnodes",
+                "2",
+                "--nproc_per_node",
+                "1",
+                "--node_rank",  # fixes which agent is rank 0; c10d would otherwise pick in arrival order
+                str(node),
+                "--rdzv-backend",
+                "c10d",
+                "--rdzv-endpoint",
+                endpoint,
+                "--rdzv-id",
+                "rlvr-fsdp-test",
+            ],
+        )
+        for node in range(2)
+    ]
+    for node, agent in enumerate(agents):
+        finish(agent, f"torchrun agent {node} of 2")
+    first, second = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in range(2))
+    assert max_difference(first["state"], second["state"]) == 0.0
+    assert first["metrics"]["grad_norm"] == second["metrics"]["grad_norm"] > 0
+
+
+def test_train_loop_checkpoints_and_resumes_exactly(tiny_model_folder: str, tmp_path: Path) -> None:
+    """train() with fsdp at 2 ranks (KL reference, hf engine): 2 steps straight = 1 step, --resume, 1 step."""
+    from safetensors.torch import load_file
+    from transformers import AutoModelForCausalLM
+
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    first = [
+        launch(mode, tiny_model_folder, out, torchrun=TWO_RANKS)
+        for mode, out in (("train", straight), ("train-1", resumed))
+    ]
+    for process, what in zip(first, ("2 steps", "1 step"), strict=True):
+        finish(process, f"train() with model.sharding=fsdp, {what}")
+    finish(launch("resume", tiny_model_folder, resumed, torchrun=TWO_RANKS), "train --resume with fsdp")
+    step = straight / "checkpoints" / "step-000002"
+    assert (step / "sharded" / ".metadata").is_file()  # torch.distributed.checkpoint's index of the shards
+    a, b = (load_file(run / "final" / "model.safetensors") for run in (straight, resumed))
+    assert max_difference(a, b) == 0.0, "the resumed run differs from the straight one"
+    initial = load_file(Path(tiny_model_folder) / "model.safetensors")
+    assert any(not torch.equal(a[k], initial[k]) for k in initial), "training changed nothing"
+    model = AutoModelForCausalLM.from_pretrained(straight / "final")  # a full HF folder, not shards
+    assert sum(p.numel() for p in model.parameters()) == sum(t.numel() for t in initial.values())
+    assert not (straight / "final" / "sharded").exists()
+    lines = [json.loads(line) for line in (resumed / "metrics.jsonl").read_text().splitlines()]
+    straight_lines = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
+    assert [m["step"] for m in lines] == [1, 2]
+    assert lines[1]["loss"] == pytest.approx(straight_lines[1]["loss"], rel=1e-6)
