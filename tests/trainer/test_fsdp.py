@@ -189,3 +189,68 @@ def test_train_loop_checkpoints_and_resumes_exactly(tiny_model_folder: str, tmp_
     straight_lines = [json.loads(line) for line in (straight / "metrics.jsonl").read_text().splitlines()]
     assert [m["step"] for m in lines] == [1, 2]
     assert lines[1]["loss"] == pytest.approx(straight_lines[1]["loss"], rel=1e-6)
+
+
+@pytest.mark.parametrize("offload", [False, True], ids=["on-device", "cpu_offload"])
+def test_mixed_precision_bf16_compute_float32_master(small_llama: str, offload: bool) -> None:
+    """model.dtype=bfloat16, master_dtype=float32 (FSDP at world size 1, in this process): the layers compute in
+    bf16; the stored weights, their gradients and AdamW's moments are float32."""
+    from torch.distributed.tensor import DTensor
+    from transformers import LlamaForCausalLM
+
+    from rlvr.trainer.distributed import Distributed
+    from rlvr.trainer.sharding import FullyShard
+
+    dist = Distributed(0, 1, "cpu")
+    try:
+        model = LlamaForCausalLM.from_pretrained(small_llama, dtype=torch.float32)
+        FullyShard(dist, "bfloat16", cpu_offload=offload, gather=True).wrap(model)
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+        computed = []
+        model.model.layers[0].mlp.register_forward_hook(lambda m, i, out: computed.append(out.dtype))
+        model(input_ids=torch.randint(0, 256, (2, 8))).logits.float().mean().backward()
+        optimizer.step()
+        assert computed == [torch.bfloat16]
+        for p in model.parameters():
+            assert isinstance(p, DTensor) and p.dtype == p.grad.dtype == torch.float32
+            assert optimizer.state[p]["exp_avg"].dtype == torch.float32
+    finally:
+        dist.close()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "named"),
+    [
+        (["model.sharding=zero3"], "model.sharding = 'zero3'"),
+        (["model.dtype=bfloat16", "model.master_dtype=float32"], "model.master_dtype = 'float32'"),
+        (["model.sharding=fsdp", "model.master_dtype=fp32"], "model.master_dtype = 'fp32'"),
+        (["model.cpu_offload=true"], "model.cpu_offload = True"),
+        (["model.sharding=fsdp", "model.lora_rank=8"], "model.sharding = 'fsdp'"),
+    ],
+)
+def test_sharding_config_errors_name_the_field(overrides: list[str], named: str) -> None:
+    from rlvr.errors import ConfigError
+    from rlvr.trainer.config import load_config
+
+    with pytest.raises(ConfigError, match="^" + named.replace("(", r"\(")):
+        load_config(None, overrides)
+
+
+def test_an_fsdp_config_with_float32_masters_loads() -> None:
+    from rlvr.trainer.config import load_config
+
+    overrides = [
+        "model.sharding=fsdp",
+        "model.dtype=bfloat16",
+        "model.master_dtype=float32",
+        "model.cpu_offload=1",
+    ]
+    with pytest.raises(Exception, match="cpu_offload"):  # 1 is not a bool
+        load_config(None, overrides)
+    model = load_config(None, [*overrides[:-1], "model.cpu_offload=true"]).model
+    assert (model.sharding, model.dtype, model.master_dtype, model.cpu_offload) == (
+        "fsdp",
+        "bfloat16",
+        "float32",
+        True,
+    )
