@@ -203,15 +203,25 @@ def _add_verifier_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--workers", type=int, help="verifier worker processes (default: one per core)")
     parser.add_argument(
-        "--lenient", action="store_true", help="fall back to the last number when no explicit answer is found"
+        "--extraction",
+        choices=("strict", "last_number", "math_verify"),
+        default=None,
+        help="how the final answer is found: strict (default: box, <answer>, 'answer is', ####), last_number "
+        "(strict, else the last number), math_verify (strict, else the last LaTeX span or a bare answer)",
     )
+    parser.add_argument("--lenient", action="store_true", help="alias of --extraction last_number")
 
 
 def _make_verifier(args: argparse.Namespace) -> Any:
     from rlvr.verifiers import MathVerifier, MathVerifyConfig
 
     try:
-        config = MathVerifyConfig(timeout_s=args.timeout, workers=args.workers, strict=not args.lenient)
+        if args.lenient and args.extraction not in (None, "last_number"):
+            raise ValueError(
+                f"--lenient means --extraction last_number; it cannot go with --extraction {args.extraction}"
+            )
+        extraction = args.extraction or ("last_number" if args.lenient else "strict")
+        config = MathVerifyConfig(timeout_s=args.timeout, workers=args.workers, extraction=extraction)
     except ValueError as exc:
         raise RlvrError(str(exc)) from exc
     return MathVerifier(config)

@@ -8,7 +8,9 @@ Rules, in priority order (the first that finds something wins):
 3. "the (final) answer is X" / "Answer: X": the last occurrence; X is the math span after it, or the text up to
    the end of the sentence or line; the whole sentence when the rest of it hedges or names another math span.
 4. GSM8K style `#### X`: the last occurrence.
-5. Only when `strict=False`: the last number in the text (integer, decimal or `a/b`).
+5. Only with the `last_number` profile (`strict=False`): the last number in the text (integer, decimal or `a/b`).
+   With the `math_verify` profile: the last LaTeX span (`$...$`, `\\(...\\)`, `\\[...\\]`), else a short bare
+   answer whole (no sentence in it), else the last number, as Math-Verify reads completions that do not box.
 
 Every scan is linear in the length of the text, so hostile inputs (a million characters, braces or boxes nested
 10,000 deep, unclosed tags) cannot stall the caller.
@@ -25,11 +27,23 @@ _BOX_OPEN = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _BOX_TOKEN = re.compile(r"\\(?:boxed|fbox)\s*\{|\\(?:boxed|fbox)[ \t]+([^\s$]+)|\\.|[{}]", re.DOTALL)
 _ANSWER_IS = re.compile(r"(?:final\s+answer|the\s+answer|\banswer)\s*(?:is\s*:?|:)\s*", re.IGNORECASE)
 _GSM8K = re.compile(r"####[ \t]*([^\n]*)")
-_LAST_NUMBER = re.compile(r"-?\d[\d,]*(?:\.\d+)?(?:\s*/\s*\d+)?")
+_LAST_NUMBER = re.compile(r"-?(?:\d{1,3}(?:,\d{3})+(?!\d)|\d+)(?:\.\d+)?(?:\s*/\s*\d+)?")
 _PHANTOM = re.compile(r"^\s*(?:\\phantom\{[^{}]*\}\s*)*$")
+# A sentence that states its value: "The largest $n$ is 34" -> 34 (the text after the last copula).
+_STATED_VALUE = re.compile(
+    r"[A-Za-z][^=]*?\s(?:is|are|equals|was|be)\s+(?!.*\s(?:is|are|equals|was|be)\s)(.+)"
+)
+_PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}\s+[A-Za-z]{2,}")
+_LAST_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+_MAX_BARE = 200  # a bare answer (the math_verify profile) longer than this is prose, not an answer
+EXTRACTION_PROFILES = ("strict", "last_number", "math_verify")
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
 _MATH_SPANS = (("$$", "$$"), ("$", "$"), ("\\(", "\\)"), ("\\[", "\\]"))
 _CHOICE = re.compile(r"^\s*(?:\\text(?:bf)?\{\s*)?\(?\s*([A-E])\s*\)?(?:\s*\})?(?:[.:)]|\s|$)")
+# A gold that *is* a choice: `B`, `(B)`, `B)`, `B.`, `\text{(B)}`, `\textbf{(B)}`, and nothing else.
+_CHOICE_GOLD = re.compile(r"\s*(?:\\text(?:bf)?\{\s*)?(?:\(\s*[A-E]\s*\)|[A-E]\s*[).]?)\s*\}?\s*")
+# After a choice letter, these make the answer an expression or a relation (`A = 7`, `B + 1`), not a choice.
+_NOT_A_CHOICE_AFTER = re.compile(r"\s*(?:[=<>+*/^_-]|\\(?:cdot|times|le|ge|leq|geq|ne|neq)(?![a-zA-Z]))")
 
 _HEDGE = re.compile(r"\b(?:either|or|maybe|perhaps|possibly)\b|\\(?:lor|vee)(?![a-zA-Z])", re.IGNORECASE)
 _UNESCAPED_MATH_OPEN = re.compile(r"(?<!\\)\$|\\\(|\\\[")
@@ -47,6 +61,9 @@ class ExtractionConfig:
     """Strict mode: no last-number fallback; only an explicit answer (box, tag, "answer is", ####) counts."""
     max_boxed: int = 4
     """At most this many distinct boxed answers are kept; more marks the completion as listing answers."""
+    profile: str = "strict"
+    """"strict", "last_number" (as `strict=False`) or "math_verify": which fallback runs when no explicit
+    answer is found (rule 5 of the module docstring)."""
 
 
 @dataclass(frozen=True)
@@ -139,7 +156,16 @@ def _math_span(text: str) -> str:
                 if is_hedged(rest) or _UNESCAPED_MATH_OPEN.search(rest):
                     return _MATH_DELIMITER.sub("", text[: end + len(right)] + rest).strip().rstrip(",;")
                 return text[len(left) : end].strip()
-    return _sentence(text).strip("*").strip()
+    return _stated_value(_sentence(text).strip("*").strip())
+
+
+def _stated_value(sentence: str) -> str:
+    """The value a sentence states ("The largest $n$ is 34." -> `34`); the sentence itself when it hedges or
+    states nothing."""
+    match = _STATED_VALUE.fullmatch(sentence)
+    if match is None or is_hedged(sentence):
+        return sentence
+    return _math_span(match.group(1)) or sentence
 
 
 def _sentence(text: str) -> str:
@@ -165,10 +191,15 @@ def _find_closing(text: str, delimiter: str, start: int) -> int:
 def _distinct(answers: list[str]) -> list[str]:
     """Distinct non-empty answers by normalised spelling, keeping the last spelling of each, in order."""
     seen: dict[str, str] = {}
+    keys: dict[
+        str, str
+    ] = {}  # raw spelling -> normalised key: a completion repeating one box normalises it once
     for answer in answers:
-        if _PHANTOM.match(answer):
-            continue
-        key = normalize_answer(answer) if len(answer) <= _MAX_NORMALIZED else answer
+        key = keys.get(answer)
+        if key is None:
+            if _PHANTOM.match(answer):
+                continue
+            key = keys[answer] = normalize_answer(answer) if len(answer) <= _MAX_NORMALIZED else answer
         seen.pop(key, None)
         seen[key] = answer
     return list(seen.values())
@@ -198,11 +229,31 @@ def extract_answer(text: str, config: ExtractionConfig = ExtractionConfig()) -> 
     if gsm8k and gsm8k[-1].strip():
         return Extraction(gsm8k[-1].strip(), "gsm8k")
 
-    if not config.strict:
-        numbers = _LAST_NUMBER.findall(text)
-        if numbers:
-            return Extraction(numbers[-1].replace(",", "").replace(" ", ""), "last_number")
+    if config.profile == "math_verify":
+        return _math_verify_fallback(text)
+    if not config.strict or config.profile == "last_number":
+        return _last_number(text)
     return Extraction(None, "none")
+
+
+def _last_number(text: str) -> Extraction:
+    numbers = _LAST_NUMBER.findall(text)
+    if numbers:
+        return Extraction(numbers[-1].replace(",", "").replace(" ", ""), "last_number")
+    return Extraction(None, "none")
+
+
+def _math_verify_fallback(text: str) -> Extraction:
+    """The last LaTeX span; else the whole text when it is a short bare answer; else the last number."""
+    spans = list(_LAST_MATH_SPAN.finditer(text[-100_000:]))
+    if spans:
+        last = next(group for group in spans[-1].groups() if group is not None).strip()
+        if last:
+            return Extraction(last, "last_latex")
+    bare = text.strip().rstrip(".")
+    if bare and len(bare) <= _MAX_BARE and not _PROSE.search(bare):
+        return Extraction(bare, "bare")
+    return _last_number(text)
 
 
 def _boxed_extraction(boxes: list[str], config: ExtractionConfig, method: str) -> Extraction:
@@ -210,6 +261,12 @@ def _boxed_extraction(boxes: list[str], config: ExtractionConfig, method: str) -
     return Extraction(
         boxes[-1].strip(), method, tuple(b.strip() for b in boxes[-config.max_boxed :]), too_many
     )
+
+
+def is_choice_gold(gold: str) -> bool:
+    """True when the gold answer is a multiple-choice letter and nothing more (`B`, `(B)`, `B)`, `\\text{(B)}`);
+    an assignment or expression that starts with a capital (`A = 5`, `C = 2\\pi`) is not a choice."""
+    return len(gold) <= 24 and _CHOICE_GOLD.fullmatch(strip_math_delimiters(gold)) is not None
 
 
 def extract_choice(answer: str) -> str | None:
@@ -222,6 +279,8 @@ def extract_choice(answer: str) -> str | None:
     if match is None:
         return None
     letter = match.group(1)
+    if match.group(0).rstrip()[-1:] == letter and _NOT_A_CHOICE_AFTER.match(text, match.end()):
+        return None  # `A = 7`, `B + 1`: a bare letter followed by an operator is a variable, not a choice
     if set(_OTHER_CHOICE.findall(text[match.end() :])) - {letter}:
         return None
     return letter

@@ -60,6 +60,20 @@ def parse_number(text: str) -> PlainNumber | None:
     return None
 
 
+_DECIMAL_COMMA = re.compile(r"([+-]?\d+),(\d+)")
+_THOUSANDS_GROUPS = re.compile(r"[+-]?[1-9]\d{0,2}(?:,\d{3})+")
+
+
+def parse_decimal_comma(text: str) -> PlainNumber | None:
+    """Read a lone `a,b` as the decimal `a.b` when `,b` cannot be a thousands separator (`0,111`, `1000,99`,
+    `3,5`); `1,000` and `12,345,678` are thousands groups and stay unread here. Only an answer is read this way,
+    and only against a gold that is one number without a comma (so a list gold `2,3` is never `2.3`)."""
+    match = _DECIMAL_COMMA.fullmatch(text.strip())
+    if match is None or _THOUSANDS_GROUPS.fullmatch(text.strip()):
+        return None
+    return PlainNumber(Fraction(f"{match.group(1)}.{match.group(2)}"), False)
+
+
 def _fraction(numerator: str, denominator: str) -> PlainNumber | None:
     if int(denominator) == 0:
         return None

@@ -15,6 +15,7 @@ import logging
 import re
 
 from math_verify import ExprExtractionConfig, LatexExtractionConfig, parse, verify
+from sympy import Expr, Float
 
 from rlvr.verifiers.types import BAD_GOLD, CORRECT, UNPARSEABLE, WRONG
 
@@ -58,7 +59,7 @@ def _parse_answer(answer: str) -> list:
 _parse_gold = functools.lru_cache(maxsize=4096)(_parse_answer)  # golds repeat across a group's samples
 
 
-def judge(gold: str, answer: str, float_rounding: int) -> str:
+def judge(gold: str, answer: str, float_rounding: int, allow_set_relation_comp: bool = False) -> str:
     """Decide one (gold, extracted answer) pair; returns a reason from `rlvr.verifiers.types`."""
     gold_parsed = _parse_gold(gold)
     if not gold_parsed:
@@ -69,14 +70,43 @@ def judge(gold: str, answer: str, float_rounding: int) -> str:
     answer_parsed = _parse_answer(answer)
     if not answer_parsed:
         return UNPARSEABLE
-    equal = verify(gold_parsed, answer_parsed, float_rounding=float_rounding, timeout_seconds=None)
+    equal = verify(
+        gold_parsed,
+        answer_parsed,
+        float_rounding=float_rounding,
+        allow_set_relation_comp=allow_set_relation_comp,
+        timeout_seconds=None,
+    )
+    if equal and not _exactly_equal(gold_parsed[0], answer_parsed[0]):
+        return WRONG
     return CORRECT if equal else WRONG
 
 
-def judge_task(task: tuple[str, str, int]) -> str:
-    """Pool entry point: one picklable tuple in, one reason out."""
-    gold, answer, float_rounding = task
-    return judge(gold, answer, float_rounding)
+def _exactly_equal(gold: object, answer: object) -> bool:
+    """Re-check an equality Math-Verify found between two exact constants (no decimal, no variable).
+
+    Math-Verify calls `(a - b).evalf(chop=True) == 0`, and chopping makes every tiny difference zero
+    (`\\sqrt{2}/2^{99}` equals `\\sqrt{2}/2^{98}` to it). Here the difference must be zero relative to the values,
+    at 60 digits. Anything that is not two such constants (sets, relations, decimals, symbols) passes unchanged.
+    """
+    if not (isinstance(gold, Expr) and isinstance(answer, Expr)):
+        return True
+    if gold.free_symbols or answer.free_symbols or gold.atoms(Float) or answer.atoms(Float):
+        return True
+    try:
+        a, b = gold.evalf(60), answer.evalf(60)
+        difference, scale = abs(a - b), max(abs(a), abs(b))
+        if not (difference.is_number and scale.is_number) or scale == 0:
+            return True
+        return bool(difference <= scale * Float("1e-40", 60))
+    except Exception:  # a value sympy cannot evaluate numerically: keep Math-Verify's answer
+        return True
+
+
+def judge_task(task: tuple[str, str, int, bool]) -> str:
+    """Pool entry point: one picklable tuple (gold, answer, float_rounding, allow_set_relation_comp) in, one
+    reason out."""
+    return judge(*task)
 
 
 # Typical answer shapes; judging them once fills Math-Verify's parser caches (ANTLR prediction tables) so the

@@ -26,8 +26,17 @@ from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 
 from rlvr.verifiers import pool as pool_module
-from rlvr.verifiers.extract import Extraction, ExtractionConfig, extract_answer, extract_choice, is_hedged
-from rlvr.verifiers.fastpath import numbers_equal, parse_number
+from rlvr.verifiers.exact import TooLarge, evaluate
+from rlvr.verifiers.extract import (
+    EXTRACTION_PROFILES,
+    Extraction,
+    ExtractionConfig,
+    extract_answer,
+    extract_choice,
+    is_choice_gold,
+    is_hedged,
+)
+from rlvr.verifiers.fastpath import PlainNumber, numbers_equal, parse_decimal_comma, parse_number
 from rlvr.verifiers.normalize import normalize_answer, strip_math_delimiters
 from rlvr.verifiers.types import (
     BAD_GOLD,
@@ -55,8 +64,12 @@ class MathVerifyConfig:
 
     timeout_s: float = 5.0
     """Deadline of one (gold, answer) check, counted from when a worker starts it; past it the verdict is `timeout`."""
+    extraction: str = "strict"
+    """How the final answer is found (`extract.py`): "strict" reads only an explicit final answer (box, tag,
+    "answer is", ####); "last_number" falls back to the last number; "math_verify" falls back to the last LaTeX
+    span or, for a short bare answer, the whole text, as Math-Verify does for completions that do not box."""
     strict: bool = True
-    """No last-number fallback: only an explicit final answer (box, tag, "answer is", ####) is read."""
+    """Older spelling of the profile: `strict=False` means `extraction="last_number"`."""
     float_tolerance: float = 1e-6
     """Relative tolerance when a decimal is involved: |g - p| <= tol * max(1, |g|, |p|). Math-Verify's rounding
     is set to the matching number of decimal places."""
@@ -72,6 +85,9 @@ class MathVerifyConfig:
     """Address-space limit of each worker process; None for no limit."""
     max_answer_chars: int = 10_000
     """A final answer longer than this is `unparseable` at once: no real final answer is that long."""
+    allow_set_relation_comp: bool = False
+    """Also compare a relation in the answer with a set gold (`-2 \\le x \\le 7` against `x \\in [-2, 7]`), as
+    Math-Verify's option of the same name; off by default, when only a set answer is compared with a relation."""
 
     def __post_init__(self) -> None:
         if not 0 < self.timeout_s < math.inf:  # also refuses NaN: every check needs a real deadline
@@ -90,11 +106,29 @@ class MathVerifyConfig:
             raise ValueError(f"max_answer_chars must be >= 1, got {self.max_answer_chars}")
         if self.cache_size < 0:
             raise ValueError(f"cache_size must be >= 0, got {self.cache_size}")
+        if self.extraction not in EXTRACTION_PROFILES:
+            raise ValueError(
+                f"extraction must be one of {', '.join(EXTRACTION_PROFILES)}, got {self.extraction!r}"
+            )
+        if not self.strict and self.extraction == "strict":  # the older spelling of the last-number profile
+            object.__setattr__(self, "extraction", "last_number")
+        object.__setattr__(self, "strict", self.extraction == "strict")
 
     @property
     def float_rounding(self) -> int:
         """Decimal places for Math-Verify's float comparison, matching `float_tolerance`."""
         return max(1, round(-math.log10(self.float_tolerance)))
+
+    def tolerance(self, precision: int | None) -> tuple[float, int]:
+        """(relative tolerance, Math-Verify decimal places) for one call: `precision` decimal places, as
+        Math-Verify's `precision`/`float_rounding`, or this configuration's `float_tolerance` when None."""
+        if precision is None:
+            return self.float_tolerance, self.float_rounding
+        if isinstance(precision, bool) or not isinstance(precision, int) or not 1 <= precision <= 15:
+            raise ValueError(
+                f"precision must be an int of decimal places in [1, 15] or None, got {precision!r}"
+            )
+        return 10.0**-precision, precision
 
 
 @dataclass
@@ -105,6 +139,11 @@ class _Plan:
     extraction: Extraction
     early: Verdict | None = None
     pairs: list[Pair] = field(default_factory=list)
+    joined: Pair | None = None
+    """Several boxes read as one list answer, tried when the gold has several values."""
+
+    def all_pairs(self) -> list[Pair]:
+        return self.pairs if self.joined is None else [*self.pairs, self.joined]
 
 
 @dataclass
@@ -123,52 +162,60 @@ class MathVerifier:
 
     def __init__(self, config: MathVerifyConfig | None = None) -> None:
         self.config = config or MathVerifyConfig()
-        self._extraction_config = ExtractionConfig(strict=self.config.strict, max_boxed=self.config.max_boxed)
+        self._extraction_config = ExtractionConfig(
+            strict=self.config.strict, max_boxed=self.config.max_boxed, profile=self.config.extraction
+        )
         self._pool = pool_module.DeadlinePool(
             "rlvr.verifiers.math_equiv:judge_task",
             warmup_path="rlvr.verifiers.math_equiv:warm_up",
             size=self.config.workers,
             memory_limit_mb=self.config.memory_limit_mb,
         )
-        self._cache: collections.OrderedDict[Pair, str] = collections.OrderedDict()
+        self._cache: collections.OrderedDict[tuple[str, str, int | None], str] = collections.OrderedDict()
         self._lock = threading.Lock()
         self.stats = VerifierStats()
 
     # -- public API ------------------------------------------------------------------------------------------
 
-    def verify(self, gold: str, completion: str) -> Verdict:
-        """Verify one completion against its gold answer."""
-        return self.verify_batch([gold], [completion])[0]
+    def verify(self, gold: str, completion: str, *, precision: int | None = None) -> Verdict:
+        """Verify one completion against its gold answer; `precision`: decimal places for decimals (as
+        Math-Verify's `precision`), else the configuration's `float_tolerance`."""
+        return self.verify_batch([gold], [completion], precision=precision)[0]
 
     def verify_batch(
         self,
         golds: Sequence[str],
         completions: Sequence[str],
         on_progress: Callable[[int], None] | None = None,
+        *,
+        precision: int | None = None,
     ) -> list[Verdict]:
         """Verify many completions; identical (gold, answer) pairs are decided once.
 
-        `on_progress(n)` is called as pool checks finish, with the number just finished.
+        `on_progress(n)` is called as pool checks finish, with the number just finished; `precision` as in
+        `verify`.
         """
-        plans, decided, pending = self._prepare(golds, completions)
+        plans, decided, pending = self._prepare(golds, completions, precision)
         for future in as_completed(pending):
             pair = pending[future]
-            decided[pair] = self._settle(pair, future.result())
+            decided[pair] = self._settle(pair, future.result(), precision)
             if on_progress is not None:
                 on_progress(1)
         return [self._finish(plan, decided) for plan in plans]
 
-    async def averify_batch(self, golds: Sequence[str], completions: Sequence[str]) -> list[Verdict]:
+    async def averify_batch(
+        self, golds: Sequence[str], completions: Sequence[str], *, precision: int | None = None
+    ) -> list[Verdict]:
         """`verify_batch` for asyncio code: waits without blocking the event loop."""
-        plans, decided, pending = self._prepare(golds, completions)
+        plans, decided, pending = self._prepare(golds, completions, precision)
         outcomes = await asyncio.gather(*(asyncio.wrap_future(f) for f in pending))
         for future, outcome in zip(pending, outcomes, strict=True):
-            decided[pending[future]] = self._settle(pending[future], outcome)
+            decided[pending[future]] = self._settle(pending[future], outcome, precision)
         return [self._finish(plan, decided) for plan in plans]
 
-    async def averify(self, gold: str, completion: str) -> Verdict:
+    async def averify(self, gold: str, completion: str, *, precision: int | None = None) -> Verdict:
         """`verify` for asyncio code."""
-        return (await self.averify_batch([gold], [completion]))[0]
+        return (await self.averify_batch([gold], [completion], precision=precision))[0]
 
     def warmup(self, timeout_s: float = 120.0) -> bool:
         """Start the worker processes now and wait until each has imported Math-Verify and warmed its parser.
@@ -196,26 +243,27 @@ class MathVerifier:
     # -- stages ----------------------------------------------------------------------------------------------
 
     def _prepare(
-        self, golds: Sequence[str], completions: Sequence[str]
+        self, golds: Sequence[str], completions: Sequence[str], precision: int | None = None
     ) -> tuple[list[_Plan], dict[Pair, tuple[str, str]], dict[Future, Pair]]:
         if len(golds) != len(completions):
             raise ValueError(
                 f"got {len(golds)} gold answers for {len(completions)} completions; pass one each"
             )
+        tolerance, rounding = self.config.tolerance(precision)
         plans = [self._safe_plan(g, c) for g, c in zip(golds, completions, strict=True)]
         decided: dict[Pair, tuple[str, str]] = {}
         pending: dict[Future, Pair] = {}
         submitted: set[Pair] = set()
         for plan in plans:
-            for pair in plan.pairs:
+            for pair in plan.all_pairs():
                 if pair in decided or pair in submitted:
                     continue
-                quick = self._decide_quickly(pair)
+                quick = self._decide_quickly(pair, tolerance, precision)
                 if quick is not None:
                     decided[pair] = quick
                 else:
                     submitted.add(pair)
-                    item = (pair[0], pair[1], self.config.float_rounding)
+                    item = (pair[0], pair[1], rounding, self.config.allow_set_relation_comp)
                     pending[self._pool.submit(item, self.config.timeout_s)] = pair
         with self._lock:
             self.stats.verifications += len(plans)
@@ -251,30 +299,33 @@ class MathVerifier:
         else:
             answers = extraction.boxed if len(extraction.boxed) > 1 else (extraction.answer,)
             plan.pairs = [(gold, strip_math_delimiters(answer)) for answer in answers]
+            if len(answers) > 1 and _MULTI_VALUE_GOLD.search(normalize_answer(gold)):
+                plan.joined = (gold, ", ".join(answer for _, answer in plan.pairs))
         return plan
 
-    def _decide_quickly(self, pair: Pair) -> tuple[str, str] | None:
+    def _decide_quickly(self, pair: Pair, tolerance: float, precision: int | None) -> tuple[str, str] | None:
         """A decision without the pool, as (reason, path), or None."""
+        key = (*pair, precision)
         with self._lock:
-            cached = self._cache.get(pair)
+            cached = self._cache.get(key)
             if cached is not None:
-                self._cache.move_to_end(pair)
+                self._cache.move_to_end(key)
                 self.stats.cache_hits += 1
                 return cached, "cache"
         try:
-            reason = _fast_reason(pair, self.config.float_tolerance)
+            reason = _fast_reason(pair, tolerance)
         except Exception:  # the fast path is only a shortcut: anything odd goes to Math-Verify
             reason = None
         if reason is None:
             return None
         with self._lock:
             self.stats.fast_path += 1
-        self._remember(pair, reason)
+        self._remember(key, reason)
         return reason, "fast"
 
-    def _settle(self, pair: Pair, outcome: pool_module.PoolOutcome) -> tuple[str, str]:
+    def _settle(self, pair: Pair, outcome: pool_module.PoolOutcome, precision: int | None) -> tuple[str, str]:
         if outcome.status == pool_module.OK:
-            self._remember(pair, outcome.value)
+            self._remember((*pair, precision), outcome.value)
             return outcome.value, "math_verify"
         if outcome.status == pool_module.TIMEOUT:
             with self._lock:
@@ -282,12 +333,12 @@ class MathVerifier:
             return TIMEOUT, "math_verify"
         return ERROR, f"math_verify:{outcome.status}:{outcome.value}"
 
-    def _remember(self, pair: Pair, reason: str) -> None:
+    def _remember(self, key: tuple[str, str, int | None], reason: str) -> None:
         if reason not in _CACHEABLE or self.config.cache_size == 0:
             return
         with self._lock:
-            self._cache[pair] = reason
-            self._cache.move_to_end(pair)
+            self._cache[key] = reason
+            self._cache.move_to_end(key)
             while len(self._cache) > self.config.cache_size:
                 self._cache.popitem(last=False)
 
@@ -298,6 +349,8 @@ class MathVerifier:
         reason = last_reason
         if last_reason == CORRECT and any(decided[p][0] != CORRECT for p in plan.pairs[:-1]):
             reason = MULTIPLE_ANSWERS
+        if reason != CORRECT and plan.joined is not None and decided[plan.joined][0] == CORRECT:
+            reason, path = CORRECT, decided[plan.joined][1]  # the boxes together are the gold's list
         return _verdict(reason, plan.extraction, path)
 
 
@@ -310,18 +363,28 @@ def _verdict(reason: str, extraction: Extraction, path: str) -> Verdict:
 
 
 def _fast_reason(pair: Pair, float_tolerance: float) -> str | None:
-    """Decide plain numbers, choice letters and identical spellings without sympy; None when unsure."""
+    """Decide choice letters, exact arithmetic and identical spellings without sympy; None when unsure."""
     gold, answer = pair
-    gold_choice = extract_choice(gold) if len(gold) <= 16 else None
-    if gold_choice is not None:
-        return CORRECT if extract_choice(answer) == gold_choice else WRONG
+    if is_choice_gold(gold):
+        return CORRECT if extract_choice(answer) == extract_choice(gold) else WRONG
     gold_norm, answer_norm = _unwrap_assignment(normalize_answer(gold), normalize_answer(answer))
-    gold_number, answer_number = parse_number(gold_norm), parse_number(answer_norm)
+    try:
+        gold_number = _read_number(gold_norm)
+        answer_number = _read_number(answer_norm) if gold_number is not None else None
+        if answer_number is None and gold_number is not None and "," not in gold_norm:
+            answer_number = parse_decimal_comma(answer_norm)
+    except TooLarge:  # past the exact path's size guard: equal spellings only, never a float comparison
+        return CORRECT if gold_norm == answer_norm else WRONG
     if gold_number is not None and answer_number is not None:
         return CORRECT if numbers_equal(gold_number, answer_number, float_tolerance) else WRONG
     if gold_norm and gold_norm == answer_norm:
         return CORRECT
     return None
+
+
+def _read_number(text: str) -> PlainNumber | None:
+    """A plain number (`fastpath.py`) or exact arithmetic (`exact.py`: factorials, powers, sums, products)."""
+    return parse_number(text) or evaluate(text)
 
 
 def _unwrap_assignment(gold: str, answer: str) -> tuple[str, str]:

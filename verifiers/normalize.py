@@ -21,9 +21,13 @@ _TEXT_UNIT = re.compile(r"\\(?:text|mbox|textrm|mathrm)\{\s*([a-zA-Z][a-zA-Z .]*
 _CONSTANTS = frozenset({"e", "i"})  # \mathrm{e}, \text{i}: Euler's number and the imaginary unit, not units
 _DEGREE = re.compile(r"\^\{?\\circ\}?|°")
 _DOLLAR_SIGN = re.compile(r"\\\$")
-_THOUSANDS = re.compile(r"(?<![\d.])(\d{1,3}(?:,\d{3})+)(?![\d])")
+# Thousands groups: a head of 1-3 digits not starting with 0 (`0,111` is a decimal comma, never a group), then
+# groups of exactly three digits after a comma, or after a space, `\\,`, `\\!`, a thin or no-break space.
+_THOUSANDS = re.compile(r"(?<![\d.])([1-9]\d{0,2}(?:,\d{3})+)(?![\d])")
+_SPACED_THOUSANDS = re.compile(r"(?<![\d.,])([1-9]\d{0,2}(?:[ \u2009\u202f\u00a0]\d{3})+)(?![\d,])")
 # `{,}` and `,\!` are LaTeX spellings of a comma between digits (`10{,}000`, `10,\!080`); they render as `,`.
 _LATEX_COMMA = re.compile(r"(?<=\d)(?:\{,\}|,\\!\s*)(?=\d)")
+_BANG_BETWEEN_DIGITS = re.compile(r"(?<=\d)\\!\s*(?=\d{3}(?!\d))")
 _TEXTBF = re.compile(r"\\textbf\{([^{}]*)\}")
 _NUMBER = r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)"
 _PAREN_NUMBER = re.compile(rf"\(\s*({_NUMBER})\s*\)")
@@ -37,6 +41,7 @@ _VALUE_WORDS = frozenset(
     factorial""".split()  # noqa: SIM905
 )
 _WHITESPACE = re.compile(r"\s+")
+_PLAIN_NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
 
 
 def strip_math_delimiters(text: str) -> str:
@@ -51,11 +56,16 @@ def strip_math_delimiters(text: str) -> str:
 def normalize_answer(answer: str) -> str:
     """A canonical spelling of `answer` for exact comparison; equal outputs mean equal values."""
     text = strip_math_delimiters(answer)
+    if _PLAIN_NUMBER.fullmatch(text):  # most answers: no rule below changes them
+        return text
     if "{,}" in text or ",\\!" in text:
         text = _LATEX_COMMA.sub(",", text)
     if "\\textbf" in text:
         text = _TEXTBF.sub(r"\1", text)
+    if "\\!" in text:
+        text = _BANG_BETWEEN_DIGITS.sub("", text)  # `1\\!000`: a negative thin space inside a number
     text = _SPACING.sub(" ", text)
+    text = _SPACED_THOUSANDS.sub(lambda m: re.sub(r"\D", "", m.group(1)), text)
     text = _FRAC_VARIANTS.sub(r"\\frac", text)
     text = _LEFT_RIGHT.sub("", text)
     text = _TEXT_UNIT.sub(_drop_unit, text)
