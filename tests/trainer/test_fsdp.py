@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -27,10 +28,11 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 from fsdp_worker import CASES  # noqa: E402
-from test_distributed import LAUNCH_ENV, finish  # noqa: E402
+from test_distributed import LAUNCH_ENV  # noqa: E402
 
 WORKER = HERE / "fsdp_worker.py"
 TOLERANCE = 1e-5
+TIMEOUT_S = 240
 
 
 def launch(
@@ -47,7 +49,19 @@ def launch(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        start_new_session=True,  # so a hung run's workers can be killed with their launcher
     )
+
+
+def finish(process: subprocess.Popen, what: str) -> None:
+    """Wait for a launch; on a timeout (a collective that never completes) kill its whole process group."""
+    try:
+        output, _ = process.communicate(timeout=TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        pytest.fail(f"{what} did not finish in {TIMEOUT_S} s (a hang):\n{output[-4000:]}")
+    assert process.returncode == 0, f"{what} exited with {process.returncode}:\n{output[-4000:]}"
 
 
 TWO_RANKS = ["--standalone", "--nproc_per_node", "2"]
