@@ -268,3 +268,36 @@ def test_an_fsdp_config_with_float32_masters_loads() -> None:
         "float32",
         True,
     )
+
+
+def test_train_loop_with_fsdp_in_one_process(tiny_model_folder: str, tmp_path: Path) -> None:
+    """model.sharding=fsdp without torchrun (a one-process group): a step, a sharded checkpoint, final/."""
+    import trainer_envs
+    from safetensors.torch import load_file
+
+    from rlvr.trainer.config import load_config
+    from rlvr.trainer.loop import train
+
+    overrides = [
+        f"model.name={tiny_model_folder}",
+        "model.device=cpu",
+        "model.sharding=fsdp",
+        f"env.suite={trainer_envs.PARITY_ID}",
+        "env.eval_tasks=0",
+        "rollout.prompts_per_step=1",
+        "rollout.group_size=4",
+        "rollout.max_tokens=4",
+        "optim.lr=0.001",
+        "run.steps=1",
+        f"run.output_dir={tmp_path}",
+        "run.progress=false",
+        "run.plot=false",
+    ]
+    train(load_config(None, overrides))
+    assert not torch.distributed.is_initialized()  # the group made for FSDP is closed with the run
+    assert (tmp_path / "checkpoints" / "step-000001" / "sharded" / ".metadata").is_file()
+    trained, initial = (
+        load_file(Path(d) / "model.safetensors") for d in (tmp_path / "final", tiny_model_folder)
+    )
+    assert trained.keys() == initial.keys()
+    assert any(not torch.equal(trained[k], initial[k]) for k in initial)
