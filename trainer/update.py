@@ -4,8 +4,9 @@
                                                                   clip grads, optimiser step, lr step
 
 Aggregation divides by counts of the whole minibatch (all micro-batches, all ranks), so gradient accumulation
-and DDP give the gradient of the whole-minibatch loss. DDP averages gradients over ranks; the loss is scaled by
-the world size to undo that average (the counts already normalise). The same holds for any split into
+and DDP give the gradient of the whole-minibatch loss. DDP averages gradients over ranks (so does FSDP2's
+reduce-scatter); the loss is scaled by the world size to undo that average (the counts already normalise). Under
+torchrun every rank runs as many micro-batches (`same_count`), as FSDP needs: each forward is a collective. The same holds for any split into
 micro-batches: `micro_batch_size` rows each, or rows grouped by length within `token_budget` padded tokens.
 """
 
