@@ -9,7 +9,8 @@ Rules, in priority order (the first that finds something wins):
    the end of the sentence or line; the whole sentence when the rest of it hedges or names another math span.
 4. GSM8K style `#### X`: the last occurrence.
 5. Only with the `last_number` profile (`strict=False`): the last number in the text (integer, decimal or `a/b`).
-   With the `math_verify` profile: the last LaTeX span (`$...$`, `\\(...\\)`, `\\[...\\]`), else a short bare
+   With the `math_verify` profile ("The final answer is $X$. I hope it is correct." first, above boxes, as
+   Math-Verify ranks it): the last LaTeX span (`$...$`, `\\(...\\)`, `\\[...\\]`), else a short bare
    answer whole (no sentence in it), else the last number, as Math-Verify reads completions that do not box.
 
 Every scan is linear in the length of the text, so hostile inputs (a million characters, braces or boxes nested
@@ -34,7 +35,16 @@ _STATED_VALUE = re.compile(
     r"[A-Za-z][^=]*?\s(?:is|are|equals|was|be)\s+(?!.*\s(?:is|are|equals|was|be)\s)(.+)"
 )
 _PROSE = re.compile(r"[A-Za-z]{2,}\s+[A-Za-z]{2,}\s+[A-Za-z]{2,}")
-_LAST_MATH_SPAN = re.compile(r"\$\$(.+?)\$\$|(?<!\\)\$(.+?)(?<!\\)\$|\\\((.+?)\\\)|\\\[(.+?)\\\]", re.DOTALL)
+# Display math may span lines; inline `$...$` and `\\(...\\)` may not (Math-Verify reads neither across lines).
+_LAST_MATH_SPAN = re.compile(
+    r"\$\$(.+?)\$\$|(?<!\\)\$((?:\\.|[^$\n\\])+?)\$|\\\(([^\n]+?)\\\)|\\\[(.+?)\\\]", re.DOTALL
+)
+_CONNECTORS_ONLY = re.compile(r"(?:[\s,;.]|\band\b|\bor\b)*", re.IGNORECASE)
+_MINERVA = re.compile(
+    r"final answer is:?\s*(?:\$\$(.+?)\$\$|(?<!\\)\$((?:\\.|[^$\\])+?)\$|\\\((.+?)\\\))\.?\s?I hope",
+    re.IGNORECASE | re.DOTALL,
+)
+_ONE_VALUE = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
 _MAX_BARE = 200  # a bare answer (the math_verify profile) longer than this is prose, not an answer
 EXTRACTION_PROFILES = ("strict", "last_number", "math_verify")
 _SENTENCE_END = re.compile(r"\.(?:\s|$)|\n")
@@ -162,10 +172,15 @@ def _math_span(text: str) -> str:
 def _stated_value(sentence: str) -> str:
     """The value a sentence states ("The largest $n$ is 34." -> `34`); the sentence itself when it hedges or
     states nothing."""
-    match = _STATED_VALUE.fullmatch(sentence)
-    if match is None or is_hedged(sentence):
+    if is_hedged(sentence):
         return sentence
-    return _math_span(match.group(1)) or sentence
+    match = _STATED_VALUE.fullmatch(sentence)
+    if match is not None:
+        return _math_span(match.group(1)) or sentence
+    values = _ONE_VALUE.findall(sentence)
+    if _PROSE.search(sentence) and len(values) == 1 and not _UNESCAPED_MATH_OPEN.search(sentence):
+        return values[0]  # "Jane started growing Sphere 3 hours ago": the one value the sentence names
+    return sentence
 
 
 def _sentence(text: str) -> str:
@@ -215,6 +230,13 @@ def extract_answer(text: str, config: ExtractionConfig = ExtractionConfig()) -> 
         answer = strip_math_delimiters(inner.strip())
         return Extraction(answer or None, "answer_tag" if answer else "none")
 
+    if config.profile == "math_verify":
+        minerva = None
+        for minerva in _MINERVA.finditer(text[-_MAX_SPAN * 4 :]):  # noqa: B007 (the last match is wanted)
+            pass
+        if minerva:  # Math-Verify ranks "The final answer is $X$. I hope it is correct." above any box
+            return Extraction(next(g for g in minerva.groups() if g is not None).strip(), "final_answer_is")
+
     boxes = _distinct(find_boxed(text))
     if boxes:
         return _boxed_extraction(boxes, config, "boxed")
@@ -244,15 +266,24 @@ def _last_number(text: str) -> Extraction:
 
 
 def _math_verify_fallback(text: str) -> Extraction:
-    """The last LaTeX span; else the whole text when it is a short bare answer; else the last number."""
-    spans = list(_LAST_MATH_SPAN.finditer(text[-100_000:]))
-    if spans:
-        last = next(group for group in spans[-1].groups() if group is not None).strip()
+    """A short bare answer whole (no math delimiters, no prose); else the last LaTeX span or the last number,
+    whichever ends later in the text."""
+    text = text[-100_000:]
+    bare = text.strip().rstrip(".")
+    if bare and len(bare) <= _MAX_BARE and not _PROSE.search(bare) and not _MATH_DELIMITER.search(bare):
+        return Extraction(bare, "bare")
+    spans = list(_LAST_MATH_SPAN.finditer(text[-_MAX_SPAN * 8 :]))
+    if len(spans) > 1 and _CONNECTORS_ONLY.fullmatch(_LAST_MATH_SPAN.sub("", bare)):
+        # "$1$ and $2$ and $3$": one list; delimiters dropped, connectors kept (so "$3$ or $4$" stays a hedge)
+        return Extraction(_MATH_DELIMITER.sub("", bare).strip(), "latex_list")
+    span = spans[-1] if spans else None
+    number = None
+    for number in _LAST_NUMBER.finditer(text):  # noqa: B007 (the last match is wanted)
+        pass
+    if span is not None and (number is None or span.end() >= number.end()):
+        last = next(group for group in span.groups() if group is not None).strip()
         if last:
             return Extraction(last, "last_latex")
-    bare = text.strip().rstrip(".")
-    if bare and len(bare) <= _MAX_BARE and not _PROSE.search(bare):
-        return Extraction(bare, "bare")
     return _last_number(text)
 
 

@@ -76,12 +76,24 @@ def test_profiles_and_the_strict_alias() -> None:
         ("(1,4.5)", None, "4.5", "(1,4.5)"),
         ("We tried 3 things and the result was 5 apples in total", None, "5", "5"),
         (r"\boxed{6} and later $7$", "6", "6", "6"),  # an explicit answer wins in every profile
+        ("$1$ and $2$ and $3$", None, "3", "1 and 2 and 3"),
+        ("$3$ or $4$", None, "4", "3 or 4"),  # kept with its "or": the verifier sees the hedge
+        ("Answer $ \n 9 \n $", None, "9", "9"),  # inline math never spans lines; the last number is read
+        (r"$\boxed{255}$ so The final answer is $10,455$. I hope it is correct.", "255", "255", "10,455"),
     ],
 )
 def test_extraction_profiles(text, strict, last_number, math_verify) -> None:
     for profile, expected in (("strict", strict), ("last_number", last_number), ("math_verify", math_verify)):
         config = ExtractionConfig(strict=profile == "strict", profile=profile)
         assert extract_answer(text, config).answer == expected, profile
+
+
+def test_math_verify_profile_keeps_hedges_and_lists_apart() -> None:
+    with MathVerifier(MathVerifyConfig(workers=1, extraction="math_verify")) as verifier:
+        assert verifier.verify("3", "$3$ or $4$").reason == HEDGED
+        assert not verifier.verify("3", "so $3$ or $4$").correct  # prose before: the last span, 4
+        assert verifier.verify("1, 2, 3", "$1$, $2$ and $3$").reason == CORRECT
+        assert verifier.verify("1, 2, 3", "$1$ and $2$").reason == WRONG
 
 
 def _cli(*args: str) -> dict:
