@@ -44,6 +44,11 @@ _MINERVA = re.compile(
     r"final answer is:?\s*(?:\$\$(.+?)\$\$|(?<!\\)\$((?:\\.|[^$\\])+?)\$|\\\((.+?)\\\))\.?\s?I hope",
     re.IGNORECASE | re.DOTALL,
 )
+_QUALIFIED = re.compile(
+    r"\b(?:not|no|never|cannot|neither|nor|without|least|most|less|more|greater|fewer|than|except|unless|wrong|"
+    r"incorrect|impossible|approximately|about|around|nearly|almost)\b|n't\b",
+    re.IGNORECASE,
+)
 _ONE_VALUE = re.compile(r"-?\d+(?:\.\d+)?(?:/\d+)?")
 _MAX_BARE = 200  # a bare answer (the math_verify profile) longer than this is prose, not an answer
 EXTRACTION_PROFILES = ("strict", "last_number", "math_verify")
@@ -172,8 +177,8 @@ def _math_span(text: str) -> str:
 def _stated_value(sentence: str) -> str:
     """The value a sentence states ("The largest $n$ is 34." -> `34`); the sentence itself when it hedges or
     states nothing."""
-    if is_hedged(sentence):
-        return sentence
+    if is_hedged(sentence) or _QUALIFIED.search(sentence):
+        return sentence  # "is not equal to 3", "at least 3": the value is not simply stated; read it whole
     match = _STATED_VALUE.fullmatch(sentence)
     if match is not None:
         return _math_span(match.group(1)) or sentence

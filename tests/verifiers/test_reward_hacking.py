@@ -192,3 +192,24 @@ def test_naming_two_choices_is_not_correct(verifier, completion) -> None:
 def test_naming_two_choices_with_a_comma_is_wrong(verifier) -> None:
     assert verifier.verify("A", r"\boxed{A, B}").reason == WRONG
     assert verifier.verify("A", r"\boxed{A \text{ or } B}").reason == HEDGED
+
+
+# -- sentences after "Final Answer:" (issue 14 reads the value a sentence states) --------------------------------
+
+
+@pytest.mark.parametrize(
+    "completion",
+    [
+        "Final Answer: the value is not equal to 3",
+        "Final Answer: we could not find 3 solutions",
+        "Final Answer: the answer cannot be 3",
+        "Final Answer: The largest $n$ is not 3.",
+        "Final Answer: the value is at least 3",
+        "Final Answer: the value is 4, not 3",
+        "Final Answer: 3 is wrong, the value is 4",
+        "Final Answer: the count is either 3 or 4.",
+    ],
+)
+def test_a_sentence_that_negates_or_qualifies_a_value_does_not_state_it(verifier, completion) -> None:
+    verdict = verifier.verify("3", completion)
+    assert not verdict.correct, verdict
