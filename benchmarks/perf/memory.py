@@ -75,9 +75,15 @@ def hold(model, case: str):
 
         return DistributedDataParallel(model)
     if case in ("fsdp", "fsdp_offload"):
+        import torch
         from torch.distributed.fsdp import CPUOffloadPolicy, fully_shard
 
-        offload = {"offload_policy": CPUOffloadPolicy()} if case == "fsdp_offload" else {}
+        # pinned host buffers need an accelerator; on a CPU-only machine offload keeps the states where they are
+        offload = (
+            {"offload_policy": CPUOffloadPolicy(pin_memory=torch.cuda.is_available())}
+            if case == "fsdp_offload"
+            else {}
+        )
         for layer in model.model.layers:
             fully_shard(layer, **offload)
         return fully_shard(model, **offload)

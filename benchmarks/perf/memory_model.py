@@ -156,7 +156,8 @@ def check_against(measured: dict) -> None:
         if "error" in records[0]:
             continue
         world = len(records)
-        predicted = model_state_bytes(bench, case, world, mixed=False)
+        mode = "fsdp" if case == "fsdp_offload" else case  # on a CPU the host is the device: all of it counts
+        predicted = model_state_bytes(bench, mode, world, mixed=False)
         if case == "lora":  # the benchmark's base is float32, and peft keeps its adapters in float32 too
             predicted = 4 * bench.params + 16 * bench.lora_params(16)
         acts = (
