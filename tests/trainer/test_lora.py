@@ -136,6 +136,8 @@ def test_a_lora_run_checkpoints_the_adapter_and_exports_a_merged_model(tiny_mode
     saved = adapter_weights(step)
     assert saved and all(".lora_" in k for k in saved)
     assert any(float(v.abs().max()) > 0 for k, v in saved.items() if ".lora_B." in k)  # B moved from 0
+    optimizer = torch.load(step / "optimizer.pt", weights_only=False)
+    assert len(optimizer["param_groups"][0]["params"]) == len(saved)  # the adapters' moments only
     final = tmp_path / "final"
     AutoModelForCausalLM.from_pretrained(final, dtype=torch.float32)
     assert (final / "adapter" / "adapter_model.safetensors").is_file()
