@@ -264,7 +264,8 @@ class MathVerifier:
                 else:
                     submitted.add(pair)
                     item = (pair[0], pair[1], rounding, self.config.allow_set_relation_comp)
-                    pending[self._pool.submit(item, self.config.timeout_s)] = pair
+                    # the same gold goes to the same worker: its parse and sympy's caches are reused there
+                    pending[self._pool.submit(item, self.config.timeout_s, affinity=hash(pair[0]))] = pair
         with self._lock:
             self.stats.verifications += len(plans)
             self.stats.pool_calls += len(pending)

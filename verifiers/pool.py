@@ -65,6 +65,7 @@ class _Task:
     payload: bytes  # the item, pickled by the caller: an unpicklable item fails its own future, not the pool
     timeout_s: float
     future: Future
+    slot: int | None = None  # the worker slot this item prefers (see `submit`'s `affinity`)
 
 
 class _Worker:
@@ -88,6 +89,7 @@ class _Worker:
         self.ready = False
         self.task: _Task | None = None
         self.started = 0.0
+        self.slot = 0  # set by the pool: a replacement takes the slot of the worker it replaces
 
     @property
     def deadline(self) -> float:
@@ -138,7 +140,8 @@ class DeadlinePool:
     def _init_state(self) -> None:
         self._pid = os.getpid()
         self._lock = threading.Lock()
-        self._queue: collections.deque[_Task] = collections.deque()
+        self._queue: collections.deque[_Task] = collections.deque()  # items without a preferred worker
+        self._slot_queues: list[collections.deque[_Task]] = [collections.deque() for _ in range(self.size)]
         self._workers: list[_Worker] = []
         self._ids = itertools.count()
         self._thread: threading.Thread | None = None
@@ -153,8 +156,13 @@ class DeadlinePool:
 
     # -- caller side ---------------------------------------------------------------------------------------
 
-    def submit(self, item: Any, timeout_s: float) -> Future:
-        """Queue one call; the future resolves to a PoolOutcome (it never raises). `timeout_s` may be infinite."""
+    def submit(self, item: Any, timeout_s: float, affinity: int | None = None) -> Future:
+        """Queue one call; the future resolves to a PoolOutcome (it never raises). `timeout_s` may be infinite.
+
+        Items with the same `affinity` go to the same worker slot when it is free, so that what a worker cached
+        for one (a parsed gold, sympy's caches) serves the next; an idle worker with nothing of its own takes
+        any item, so affinity never leaves a worker idle while items wait.
+        """
         if not timeout_s > 0:  # also refuses NaN, which would never time out
             raise ValueError(f"timeout_s must be > 0, got {timeout_s}")
         if os.getpid() != self._pid:  # we are in a forked child: the parent's workers and thread are not ours
@@ -169,7 +177,9 @@ class DeadlinePool:
             if self._closed:
                 future.set_result(PoolOutcome(CLOSED))
                 return future
-            self._queue.append(_Task(next(self._ids), payload, timeout_s, future))
+            slot = None if affinity is None else affinity % self.size
+            task = _Task(next(self._ids), payload, timeout_s, future, slot)
+            (self._queue if slot is None else self._slot_queues[slot]).append(task)
             self._ensure_running()
         self._wake()
         return future
@@ -237,7 +247,9 @@ class DeadlinePool:
                 if self._broken is not None:
                     return
             try:
-                self._workers.append(_Worker(self.function_path, self.memory_limit_mb, self.warmup_path))
+                worker = _Worker(self.function_path, self.memory_limit_mb, self.warmup_path)
+                worker.slot = min(set(range(self.size)) - {w.slot for w in self._workers})
+                self._workers.append(worker)
             except OSError as exc:  # no process could be started at all (process or memory limits)
                 self._start_failed(f"{type(exc).__name__}: {exc}")
 
@@ -275,28 +287,46 @@ class DeadlinePool:
             pass
 
     def _assign(self) -> None:
-        for worker in list(self._workers):
-            if not worker.ready or worker.task is not None:
-                continue
-            task = self._next_task()
-            if task is None:
-                return
+        """Give each idle worker an item: first every worker its own slot's items, then anything left."""
+        for steal in (False, True):
+            for worker in list(self._workers):
+                if worker.ready and worker.task is None:
+                    self._assign_one(worker, steal)
+
+    def _assign_one(self, worker: _Worker, steal: bool) -> None:
+        task = self._next_task(worker.slot, steal)
+        if task is not None:
             try:
                 worker.conn.send((task.task_id, task.payload))
             except (OSError, ValueError):  # the worker died while idle: requeue the item and replace it
                 with self._lock:
-                    self._queue.appendleft(task)
+                    (self._queue if task.slot is None else self._slot_queues[task.slot]).appendleft(task)
                 self._remove(worker)
-                continue
+                return
             worker.task, worker.started = task, time.monotonic()
 
-    def _next_task(self) -> _Task | None:
+    def _next_task(self, slot: int, steal: bool) -> _Task | None:
+        """The oldest item for `slot`; with `steal`, else the oldest without a slot, else the oldest of the
+        longest other slot's queue."""
         with self._lock:
-            while self._queue:
-                task = self._queue.popleft()
+            while True:
+                queue = self._slot_queues[slot]
+                if not queue and steal:
+                    queue = self._queue or max(self._slot_queues, key=len)
+                if not queue:
+                    return None
+                task = queue.popleft()
                 if task.future.running() or task.future.set_running_or_notify_cancel():
                     return task
-        return None
+
+    def _take_queued(self) -> list[_Task]:
+        """Empty every queue and return what was in them. Holds the lock."""
+        pending = list(self._queue)
+        self._queue = collections.deque()
+        for queue in self._slot_queues:
+            pending += queue
+            queue.clear()
+        return pending
 
     def _receive(self, worker: _Worker) -> None:
         task, started = worker.task, worker.started
@@ -345,7 +375,7 @@ class DeadlinePool:
                 f"(last: {why}); check that `python -c 'import rlvr.verifiers.pool_worker'` works in this "
                 "environment and that the function can be imported"
             )
-            message, pending, self._queue = self._broken, list(self._queue), collections.deque()
+            message, pending = self._broken, self._take_queued()
         for queued in pending:
             if queued.future.running() or queued.future.set_running_or_notify_cancel():
                 queued.future.set_result(PoolOutcome(CRASHED, message))
@@ -367,7 +397,7 @@ class DeadlinePool:
             else:
                 worker.stop()
         with self._lock:
-            pending, self._queue = list(self._queue), collections.deque()
+            pending = self._take_queued()
         for task in pending:
             if task.future.running() or task.future.set_running_or_notify_cancel():
                 task.future.set_result(PoolOutcome(CLOSED))

@@ -329,6 +329,23 @@ def result(pool: DeadlinePool, request: tuple, timeout_s: float = 10.0):
     return pool.submit(request, timeout_s).result(RESULT_WAIT_S)
 
 
+def test_items_with_the_same_affinity_go_to_the_same_worker_and_none_waits_for_it() -> None:
+    with DeadlinePool("pool_helpers:call", size=2) as pool:
+        assert pool.start(wait_s=RESULT_WAIT_S)
+        for _ in range(3):  # one at a time, so that both workers are free each time: affinity decides
+            pids = {
+                key: pool.submit(("pid", None), 10, affinity=key).result(RESULT_WAIT_S).value
+                for key in (0, 1)
+            }
+            assert pids[0] != pids[1]
+            assert pool.submit(("pid", None), 10, affinity=2).result(RESULT_WAIT_S).value == pids[0]
+        # every item prefers slot 0, yet both workers work: an idle worker takes another slot's items
+        futures = [pool.submit(("sleep_for", 0.2), 10, affinity=0) for _ in range(4)]
+        start = time.monotonic()
+        assert all(f.result(RESULT_WAIT_S).status == OK for f in futures)
+        assert time.monotonic() - start < 0.75, "the second worker stayed idle"
+
+
 def test_pool_returns_values(pool) -> None:
     outcome = result(pool, ("echo", {"a": [1, 2.5, "x"]}))
     assert outcome.status == OK
