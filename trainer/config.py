@@ -132,6 +132,14 @@ class AlgorithmConfig:
     """Optimiser passes over each batch (with minibatches = 1, one pass is one step: no pi_old forward)."""
     minibatches: int | None = None
     """Optimiser steps per pass (the batch is split into this many minibatches)."""
+    engine_correction: str = "auto"
+    """Engine/trainer mismatch correction: `none`, `tis` (each token's policy loss times min(pi_old / pi_engine, C))
+    or `mis` (tokens with the ratio outside [1/C, C] get no loss); `auto`: tis with rollout.engine=vllm, none with
+    hf (it samples with the trainer's weights)."""
+    engine_correction_cap: float = 2.0
+    """C of `engine_correction` (> 1)."""
+    engine_correction_level: str = "token"
+    """`token` (a ratio per token) or `sequence` (the product over the sequence's policy tokens, for all of them)."""
 
 
 @dataclass
@@ -142,14 +150,6 @@ class OptimConfig:
     """AdamW weight decay."""
     betas: tuple[float, float] = (0.9, 0.99)
     """AdamW betas."""
-    engine_correction: str = "auto"
-    """Engine/trainer mismatch correction: `none`, `tis` (each token's policy loss times min(pi_old / pi_engine, C))
-    or `mis` (tokens with the ratio outside [1/C, C] get no loss); `auto`: tis with rollout.engine=vllm, none with
-    hf (it samples with the trainer's weights)."""
-    engine_correction_cap: float = 2.0
-    """C of `engine_correction` (> 1)."""
-    engine_correction_level: str = "token"
-    """`token` (a ratio per token) or `sequence` (the product over the sequence's policy tokens, for all of them)."""
     schedule: str = "constant"
     """Learning-rate schedule after warmup: constant, linear (to 0) or cosine (to 0)."""
     warmup_steps: int = 0
