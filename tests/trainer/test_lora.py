@@ -139,8 +139,14 @@ def test_a_lora_run_checkpoints_the_adapter_and_exports_a_merged_model(tiny_mode
     optimizer = torch.load(step / "optimizer.pt", weights_only=False)
     assert len(optimizer["param_groups"][0]["params"]) == len(saved)  # the adapters' moments only
     final = tmp_path / "final"
-    AutoModelForCausalLM.from_pretrained(final, dtype=torch.float32)
+    merged = AutoModelForCausalLM.from_pretrained(final, dtype=torch.float32)
     assert (final / "adapter" / "adapter_model.safetensors").is_file()
+    # a step checkpoint is evaluable as it is (rlvr eval --model .../step-N): its base with the adapter merged in
+    from rlvr.trainer.engines.models import load_model
+
+    from_step, final_weights = load_model(step).state_dict(), merged.state_dict()
+    assert from_step.keys() == final_weights.keys()
+    assert all(torch.equal(from_step[name], final_weights[name]) for name in final_weights)
     # the reference (adapters off) differs from the policy once the adapters moved
     assert any(m["kl"] > 0 for m in read_metrics(tmp_path))
     assert result.after is not None

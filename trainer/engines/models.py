@@ -24,6 +24,10 @@ EMBEDDED = {DEFAULT_MODEL: (_GGUF_PACKAGE, _GGUF_FILE)}
 """Embedded model name -> (package holding the GGUF, file name)."""
 
 
+ADAPTER_CONFIG = "adapter_config.json"
+"""What marks a LoRA adapter folder (a step checkpoint of a run with `model.lora_rank > 0`)."""
+
+
 def cache_dir() -> Path:
     return Path(os.environ.get("RLVR_CACHE_DIR") or Path.home() / ".cache" / "rlvr")
 
@@ -35,8 +39,11 @@ def resolve_model(name_or_path: str | os.PathLike[str]) -> str:
         return str(_embedded_folder(text))
     path = Path(text).expanduser()
     if path.exists():
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"{path} is not a Hugging Face model folder (no config.json in it)")
+        if not (path / "config.json").is_file() and not (path / ADAPTER_CONFIG).is_file():
+            raise ConfigError(
+                f"{path} is neither a Hugging Face model folder (no config.json in it) nor a LoRA adapter "
+                f"folder (no {ADAPTER_CONFIG})"
+            )
         return str(path)
     if text.count("/") == 1 and not text.startswith((".", "/")):
         return text  # a hub id: from_pretrained finds it in the local HF cache (there is no network here)
@@ -64,6 +71,8 @@ def load_model(name_or_path: str | os.PathLike[str], *, dtype: str = "float32", 
     if torch_dtype is None:
         raise ConfigError(f"dtype must be float32, bfloat16 or float16, got {dtype!r}")
     source = resolve_model(name_or_path)
+    if (Path(source) / ADAPTER_CONFIG).is_file():
+        return _load_adapter_folder(Path(source), dtype=dtype, device=device)
     try:
         model = AutoModelForCausalLM.from_pretrained(source, dtype=torch_dtype)
     except OSError as exc:
@@ -72,6 +81,21 @@ def load_model(name_or_path: str | os.PathLike[str], *, dtype: str = "float32", 
             f"or the embedded {DEFAULT_MODEL!r}"
         ) from exc
     return model.to(device)
+
+
+def _load_adapter_folder(folder: Path, *, dtype: str, device: str) -> Any:
+    """A LoRA step checkpoint (peft's adapter files): its base model with the adapter merged in."""
+    import json
+
+    from peft import PeftModel
+
+    base = json.loads((folder / ADAPTER_CONFIG).read_text(encoding="utf-8")).get("base_model_name_or_path")
+    if not base:
+        raise ConfigError(
+            f"{folder / ADAPTER_CONFIG} names no base_model_name_or_path; evaluate final/ instead"
+        )
+    model = load_model(base, dtype=dtype, device=device)
+    return PeftModel.from_pretrained(model, str(folder)).merge_and_unload()
 
 
 def _embedded_folder(name: str) -> Path:
