@@ -53,6 +53,7 @@ from rlvr.verifiers.types import (
 
 _MULTI_VALUE_GOLD = re.compile(r",|\bor\b|\band\b|\\cup|\\pm|\\mp", re.IGNORECASE)
 _ASSIGNMENT = re.compile(r"\s*[a-zA-Z](?:_\{?[a-zA-Z0-9]+\}?)?\s*=\s*([^=<>]+?)\s*")
+_ELLIPSIS = re.compile(r"\\[lc]?dots(?![a-zA-Z])|\.\.\.|\u2026")
 _CACHEABLE = frozenset({CORRECT, WRONG, UNPARSEABLE, BAD_GOLD})
 
 Pair = tuple[str, str]
@@ -369,6 +370,10 @@ def _fast_reason(pair: Pair, float_tolerance: float) -> str | None:
     if is_choice_gold(gold):
         return CORRECT if extract_choice(answer) == extract_choice(gold) else WRONG
     gold_norm, answer_norm = _unwrap_assignment(normalize_answer(gold), normalize_answer(answer))
+    if _ELLIPSIS.search(gold_norm) or _ELLIPSIS.search(answer_norm):
+        # Math-Verify misreads a list with an ellipsis (`1, 2, \ldots, n` parses as 2), which called
+        # `1, 3, 5, \ldots, 2n-1` equal to it: such answers are compared by spelling only
+        return CORRECT if _spelling(gold_norm) == _spelling(answer_norm) else WRONG
     try:
         gold_number = _read_number(gold_norm)
         answer_number = _read_number(answer_norm) if gold_number is not None else None
@@ -381,6 +386,11 @@ def _fast_reason(pair: Pair, float_tolerance: float) -> str | None:
     if gold_norm and gold_norm == answer_norm:
         return CORRECT
     return None
+
+
+def _spelling(text: str) -> str:
+    """`text` with every ellipsis written `...` and no spaces."""
+    return _ELLIPSIS.sub("...", text).replace(" ", "")
 
 
 def _read_number(text: str) -> PlainNumber | None:

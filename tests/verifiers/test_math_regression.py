@@ -624,6 +624,12 @@ HAND_WRITTEN: tuple[tuple[str, str, str, bool], ...] = (
     ("multi_set_subset", "\\{2, 3\\}", "\\boxed{\\{2\\}}", False),
     ("multi_or_subset", "x = 2 \\text{ or } x = 3", "\\boxed{x = 2}", False),
     ("multi_list_subset_answer_is", "1, 2, 3", "The answer is $1, 2$.", False),
+    # Math-Verify issue 14: a list with an ellipsis is misread by Math-Verify (`1, 2, \ldots, n` parses as 2)
+    ("ellipsis_list_different", "1, 2, \\ldots, n", "\\boxed{1, 3, 5, \\ldots, 2n-1}", False),
+    ("ellipsis_list_different_end", "1, 2, \\ldots, n", "\\boxed{1, 2, \\ldots, 2n}", False),
+    ("ellipsis_list_same", "1, 2, \\ldots, n", "\\boxed{1, 2, \\dots, n}", True),
+    ("ellipsis_list_same_spacing", "1, 2, \\ldots, n", "\\boxed{1,2,\\ldots,n}", True),
+    ("ellipsis_ratio_different", "1:2:3:\\ldots", "\\boxed{1:4:9:\\ldots}", False),
     # issue 14: several boxes are one list answer only when the gold has several values
     ("boxes_as_list_pairs", "(2, 2), (6, 2)", "So \\boxed{(2, 2)} and \\boxed{(6, 2)}.", True),
     ("boxes_as_list_numbers", "1, 2, 3", "\\boxed{1},\\boxed{2},\\boxed{3}", True),
