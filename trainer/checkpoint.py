@@ -145,6 +145,12 @@ def export_model(checkpoint: Path, target: Path) -> Path:
                 os.link(path, staging / path.name)
             except OSError:
                 shutil.copy2(path, staging / path.name)
+    return publish_folder(staging, target)
+
+
+def publish_folder(staging: Path, target: Path) -> Path:
+    """Make `staging` readable (0644/0755 under the usual umask) and rename it to `target`, replacing an older
+    `target`: a reader sees the old folder or the new one, never half of one."""
     _publishable(staging)
     old = target.with_name(f".{target.name}.old")
     if target.exists():

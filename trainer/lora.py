@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from rlvr.errors import ConfigError
-from rlvr.trainer.checkpoint import _publishable
+from rlvr.trainer.checkpoint import publish_folder
 
 DEFAULT_TARGETS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 """The attention and MLP projections of Llama-style models (Llama, Qwen2/3, Mistral, SmolLM2)."""
@@ -142,11 +142,4 @@ def save_merged(model: Any, tokenizer: Any, target: Path) -> Path:
     model.save_pretrained(staging / "adapter")
     if tokenizer is not None:
         tokenizer.save_pretrained(staging)
-    _publishable(staging)
-    old = target.with_name(f".{target.name}.old")
-    if target.exists():
-        shutil.rmtree(old, ignore_errors=True)
-        target.rename(old)
-    staging.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
-    return target
+    return publish_folder(staging, target)
