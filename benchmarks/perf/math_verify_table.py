@@ -1,6 +1,6 @@
 """Speed on Math-Verify's 270-row table (issue 14, item 5): sequential in-process Math-Verify against rlvr.
 
-Run from the repository root: `.venv/bin/python tests/verifiers/bench_math_verify_table.py [--workers 2] [--rounds 3]`.
+Run from the repository root: `.venv/bin/python benchmarks/perf/math_verify_table.py [--workers 2] [--rounds 3]`.
 Each round, in one process: (a) `math_verify.verify(parse(gold), parse(pred))` per row, twice, the second pass
 timed (warm, as a long-running evaluator is); (b) a `MathVerifier(extraction="math_verify")` after `warmup()`,
 one untimed `verify_batch` over the rows, `clear_cache()`, then one timed `verify_batch` (warm workers, no cached
