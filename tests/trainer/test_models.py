@@ -22,7 +22,7 @@ def test_the_embedded_default_is_an_hf_folder_made_from_the_gguf(smollm2_folder)
 def test_folders_hub_ids_and_errors(tmp_path, tiny_model_folder):
     assert resolve_model(tiny_model_folder) == tiny_model_folder
     assert resolve_model("HuggingFaceTB/SmolLM2-135M-Instruct") == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    with pytest.raises(ConfigError, match="not a Hugging Face model folder"):
+    with pytest.raises(ConfigError, match="neither a Hugging Face model folder"):
         resolve_model(tmp_path)
     with pytest.raises(ConfigError, match="neither a folder, a hub id"):
         resolve_model("no-such-model")
