@@ -62,3 +62,25 @@ def tiny_engine(tiny_model_folder: str):
     from rlvr.trainer.engines.hf import HFEngine
 
     return HFEngine(tiny_model_folder)
+
+
+@pytest.fixture(scope="session")
+def small_llama(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A tiny random Llama (vocab 256, 2 layers, untied head) saved as an HF folder, for the torchrun tests (DDP,
+    FSDP); no tokenizer is needed for an update."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=256,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+    )
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("small-llama")
+    LlamaForCausalLM(config).save_pretrained(folder)
+    return str(folder)

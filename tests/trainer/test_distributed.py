@@ -72,26 +72,6 @@ def finish(process: subprocess.Popen, what: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def small_llama(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A tiny random Llama (vocab 256) saved as an HF folder; no tokenizer is needed for the update."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=256,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("ddp-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    return str(folder)
-
-
-@pytest.fixture(scope="module")
 def updates(small_llama: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Folders of the updated weights per case: (one process, whole batch) and (torchrun, 2 ranks)."""
     root = tmp_path_factory.mktemp("ddp-updates")

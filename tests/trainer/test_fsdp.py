@@ -68,26 +68,6 @@ TWO_RANKS = ["--standalone", "--nproc_per_node", "2"]
 
 
 @pytest.fixture(scope="module")
-def small_llama(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A tiny random Llama (vocab 256, 2 layers, untied head) saved as an HF folder."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=256,
-        hidden_size=32,
-        intermediate_size=64,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        num_key_value_heads=2,
-        max_position_embeddings=128,
-    )
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("fsdp-llama")
-    LlamaForCausalLM(config).save_pretrained(folder)
-    return str(folder)
-
-
-@pytest.fixture(scope="module")
 def updates(small_llama: str, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """Folders of the updated weights per case: (one process: plain and FSDP at world 1) and (FSDP, 2 ranks)."""
     root = tmp_path_factory.mktemp("fsdp-updates")
