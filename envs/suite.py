@@ -136,18 +136,19 @@ def suite_metrics(trajectories: Sequence[Trajectory]) -> dict[str, float]:
 
 
 def parse_entries(text: str, overrides: dict[str, dict[str, Any]] | None = None) -> list[SuiteEntry]:
-    """The entries of "id[:weight],..." with their `make` overrides (keyed by the id as written or plain)."""
+    """The entries of "id[:weight],..." with their `make` overrides (keyed by the id as written or plain),
+    each checked against its environment (an unknown id or keyword is a ConfigError here)."""
     overrides = overrides or {}
     entries = []
     for part in filter(None, (p.strip() for p in text.split(","))):
         name, _, weight = part.rpartition(":") if _has_weight(part) else (part, "", "1")
         plain = resolve(name)
         try:
-            entries.append(
-                SuiteEntry(plain, float(weight), dict(overrides.get(name, overrides.get(plain, {}))))
-            )
+            entry = SuiteEntry(plain, float(weight), dict(overrides.get(name, overrides.get(plain, {}))))
         except ValueError as exc:
             raise ConfigError(f"bad suite entry {part!r}: expected id or id:weight ({exc})") from exc
+        check_overrides(plain, entry.overrides)
+        entries.append(entry)
     return entries
 
 

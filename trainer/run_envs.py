@@ -38,8 +38,6 @@ def run_environments(env: EnvConfig) -> RunEnvironments:
     entries = parse_entries(env.suite, env.overrides)
     if not entries:
         raise ConfigError("env.suite lists no environment; e.g. env.suite=rlvr/arithmetic-v0")
-    for entry in entries:
-        check_overrides(entry.id, entry.overrides)
     held_out = resolve(env.eval_env) if env.eval_env else entries[0].id
     if env.eval_tasks == 0:
         return RunEnvironments(entries, held_out)
