@@ -53,6 +53,7 @@ def test_token_clip_low_high_values_gradients_and_stats():
     assert stats["clip_frac_low"].item() == pytest.approx(1 / 5)
     assert stats["dual_clip_frac"].item() == 0.0
     assert stats["ratio_mean"].item() == pytest.approx(1.0)
+    assert stats["cov_frac"].item() == 0.0  # only Clip-Cov / KL-Cov act on tokens by covariance
 
 
 def test_dual_clip_bounds_negative_advantage_losses():
@@ -171,7 +172,7 @@ def test_gpg_ignores_pi_old_and_the_clip_settings():
         logp, logp.detach(), adv, mask, clip_low=0.0, clip_high=5.0, clip_ratio_c=3.0, variant="gpg"
     )
     assert torch.equal(a, b)
-    assert set(POLICY_LOSSES) == {"clip", "gpg"}
+    assert set(POLICY_LOSSES) == {"clip", "pg", "gpg", "clip_cov", "kl_cov"}
     with pytest.raises(ConfigError, match="gpg"):
         policy_loss(logp, old, adv, mask, clip_low=0.2, clip_high=0.2, variant="reinforce")
 
