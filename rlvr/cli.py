@@ -17,6 +17,7 @@ from typing import Any
 
 from rlvr.cli_envs import add_envs_commands
 from rlvr.cli_eval import add_eval_commands
+from rlvr.cli_rft import add_rft_command
 from rlvr.cli_train import add_train_command
 from rlvr.errors import DataError, RlvrError
 from rlvr.version import __version__
@@ -82,6 +83,7 @@ def _build_parser() -> argparse.ArgumentParser:
     add_envs_commands(commands)
     add_train_command(commands)
     add_eval_commands(commands)
+    add_rft_command(commands)
 
     demo = commands.add_parser(
         "demo",
