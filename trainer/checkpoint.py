@@ -9,6 +9,11 @@
                                          model and optimiser (torch.distributed.checkpoint, a file per rank)
     output_dir/checkpoints/latest        the name of the newest complete checkpoint
 
+With `model.lora_rank > 0` the model folder is the adapter instead (`adapter_model.safetensors`,
+`adapter_config.json`, as peft writes it): the base is the model `model.name` names, never changed. With
+`model.sharding=fsdp` too, the adapter and optimizer.pt are gathered to rank 0 and written as one process writes
+them (no sharded/ folder): they are small.
+
 The weights are stored once: `--resume` loads the model from the step folder itself. A checkpoint is written
 into a staging folder (`.step-000004.tmp`) and renamed into place, then `latest` is replaced (`os.replace`): a
 run killed at any moment leaves the previous checkpoint intact and `latest` naming a complete one.
@@ -64,12 +69,14 @@ def save_checkpoint(
     tokenizer: Any = None,
     keep: int = 2,
     state_dict: dict[str, Any] | None = None,
+    optimizer_state: dict[str, Any] | None = None,
     staged: bool = False,
 ) -> Path:
     """Write checkpoint `step` under `folder` (a model folder plus optimiser and `state`), then prune old ones.
 
     Sharded training (`sharding.py`) passes the gathered `state_dict` of the model, no optimizer (its sharded
-    state is already in the staging folder) and `staged=True`: the staging folder is kept, not emptied.
+    state is already in the staging folder) and `staged=True`: the staging folder is kept, not emptied. Sharded
+    LoRA passes the gathered adapter as `state_dict` and the gathered `optimizer_state` (optimizer.pt).
     """
     name = f"step-{step:06d}"
     staging = folder / f".{name}.tmp" if staged else staging_folder(folder, step)
@@ -77,7 +84,9 @@ def save_checkpoint(
     if tokenizer is not None:
         tokenizer.save_pretrained(staging)
     if optimizer is not None:
-        torch.save(optimizer.state_dict(), staging / "optimizer.pt")
+        optimizer_state = optimizer.state_dict()
+    if optimizer_state is not None:
+        torch.save(optimizer_state, staging / "optimizer.pt")
     torch.save({**state, "rng": rng_state(), "step": step}, staging / "state.pt")
     _publishable(staging)
     target = folder / name

@@ -32,7 +32,6 @@ from rlvr.errors import ConfigError
 from rlvr.trainer.advantages import group_advantages, reinforce_pp_advantages
 from rlvr.trainer.batch import build_batch, token_mask
 from rlvr.trainer.checkpoint import (
-    export_model,
     latest_checkpoint,
     read_state,
     set_rng_state,
@@ -47,8 +46,6 @@ from rlvr.trainer.lora import (
     apply_lora,
     is_lora,
     load_adapter,
-    merged_weights,
-    save_merged,
     trainable_parameters,
 )
 from rlvr.trainer.losses import kl_penalty
@@ -166,6 +163,8 @@ def _setup(
     lora = config.model.lora_rank > 0
     source = config.model.name if lora else str(checkpoint or config.model.name)  # LoRA: the adapter's base
     weights_dtype = config.model.master_dtype or config.model.dtype  # fsdp computes in model.dtype
+    if lora:  # the frozen base needs no master copy; peft keeps the adapters in float32 (apply_lora)
+        weights_dtype = config.model.dtype
     model = load_model(source, dtype=weights_dtype, device=dist.device)
     if config.model.gradient_checkpointing:
         model.gradient_checkpointing_enable()
@@ -203,7 +202,7 @@ def _setup(
         model=model,
         trained=trained,
         ref_model=ref_model,
-        engine=_make_engine(config, model, tokenizer, source),
+        engine=_make_engine(config, model, tokenizer, source, sharding),
         optimizer=optimizer,
         scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, total_updates)),
         sharding=sharding,
@@ -213,7 +212,10 @@ def _setup(
 def _adapted(config: TrainConfig, model: Any, checkpoint: Path | None) -> Any:
     """The model with LoRA adapters (before any DDP/FSDP wrapping); their saved weights when resuming."""
     m = config.model
-    model = apply_lora(model, m.lora_rank, m.lora_alpha, m.lora_targets)
+    device = next(model.parameters()).device
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(config.run.seed)  # A's random start: the same on every rank (FSDP shards each's)
+        model = apply_lora(model, m.lora_rank, m.lora_alpha, m.lora_targets)
     if checkpoint is not None:
         load_adapter(model, checkpoint)
     return model
@@ -328,14 +330,12 @@ def _finish(
 ) -> list[dict[str, Any]]:
     """curves.png, final/ (the last checkpoint's model folder), summary.json; close everything."""
     history = run.logger.history() if run.logger is not None else []
+    if run.config.run.save_model:  # every rank: fsdp + LoRA gathers the merged weights to rank 0
+        last = latest_checkpoint(run.out / "checkpoints") if run.dist.is_main else None
+        run.sharding.export(run.model, run.tokenizer, run.dist.gather_object(last)[0], run.out / "final")
     if run.dist.is_main:
         if run.config.run.plot and history:
             plot_curves(history, run.out / "curves.png", run.evals)
-        last = latest_checkpoint(run.out / "checkpoints")
-        if run.config.run.save_model and last is not None and is_lora(run.model):
-            save_merged(run.model, run.tokenizer, run.out / "final")  # and final/adapter
-        elif run.config.run.save_model and last is not None:
-            export_model(last, run.out / "final")
         summary = {
             "steps": run.config.run.steps,
             "before": dataclasses.asdict(before) if before else None,
@@ -648,7 +648,7 @@ def _frozen(model: Any) -> Any:
     return reference
 
 
-def _make_engine(config: TrainConfig, model: Any, tokenizer: Any, source: str) -> Any:
+def _make_engine(config: TrainConfig, model: Any, tokenizer: Any, source: str, sharding: Replicated) -> Any:
     """The generation engine: hf shares the policy object; vllm loads `source` (a checkpoint when resuming)."""
     r = config.rollout
     if r.engine == "hf":
@@ -665,7 +665,7 @@ def _make_engine(config: TrainConfig, model: Any, tokenizer: Any, source: str) -
         seed=config.run.seed,
     )
     if is_lora(model):  # vLLM loaded the base model: give it the merged weights (a resumed adapter)
-        engine.load_weights(merged_weights(model))
+        engine.load_weights(sharding.weights(model))  # fsdp: gathered one tensor at a time
     return engine
 
 

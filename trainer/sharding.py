@@ -7,11 +7,16 @@ torchrun) or sharded over the processes with FSDP2 (`fsdp`).
     sharding.for_generation(model) / for_update(model)   # around each update (see FullyShard)
     engine.load_weights(sharding.weights(model))          # one full tensor at a time
     sharding.save(...) / sharding.restore(...)           # checkpoints
+    sharding.export(model, tokenizer, last, out / "final")  # final/ (a collective under fsdp + LoRA)
 
 `fsdp` calls `fully_shard` on each decoder layer, then on the root (embeddings, final norm, LM head), with a
 mixed-precision policy: compute in `model.dtype`, gradients reduced in float32, the stored (master) weights and
 the optimiser states in `model.master_dtype`. FSDP2 averages gradients over the ranks in its reduce-scatter, as
 DDP does in its all-reduce: the update's loss scaled by the world size undoes either (see update.py).
+
+With LoRA (`model.lora_rank > 0`) the adapters are added before `fully_shard`, which shards the frozen base and
+the adapters alike; only the adapters get gradients (FSDP2 reduce-scatters the parameters that have one), and the
+optimiser holds only them (`ShardedLoRA`).
 """
 
 from __future__ import annotations
@@ -23,8 +28,9 @@ from typing import Any
 import torch
 import torch.distributed as td
 
-from rlvr.trainer.checkpoint import restore_optimizer, save_checkpoint, staging_folder
+from rlvr.trainer.checkpoint import export_model, restore_optimizer, save_checkpoint, staging_folder
 from rlvr.trainer.distributed import Distributed
+from rlvr.trainer.lora import adapter_state, full_tensor, is_lora, merged_weights, save_merged
 
 SHARDED = "sharded"
 """The folder of a checkpoint that holds the sharded model and optimiser (torch.distributed.checkpoint)."""
@@ -50,8 +56,8 @@ class Replicated:
         pass
 
     def weights(self, model: Any) -> Iterator[tuple[str, torch.Tensor]]:
-        from rlvr.trainer.lora import merged_weights  # a plain model's state dict; LoRA: W + BA
-
+        """(name, tensor) for the engine; LoRA: W + scale * B A. Sharded (fsdp): each parameter gathered whole when
+        its turn comes, so the extra memory is the largest tensor, not the model (a collective: all ranks call it)."""
         return merged_weights(model)
 
     def save(self, folder: Path, step: int, model: Any, optimizer: Any, state: dict, **kwargs: Any) -> None:
@@ -61,6 +67,15 @@ class Replicated:
 
     def restore(self, checkpoint: Path, model: Any, optimizer: Any) -> None:
         restore_optimizer(checkpoint, optimizer)
+
+    def export(self, model: Any, tokenizer: Any, last: Path | None, target: Path) -> None:
+        """final/ (rank 0): the model folder of the `last` checkpoint; LoRA: the merged model and the adapter."""
+        if not self.dist.is_main or last is None:
+            return
+        if is_lora(model):
+            save_merged(model, tokenizer, target)
+        else:
+            export_model(last, target)
 
 
 class FullyShard(Replicated):
@@ -122,10 +137,6 @@ class FullyShard(Replicated):
             module.reshard()
             module.set_reshard_after_forward(module is not model, recurse=False)
 
-    def weights(self, model: Any) -> Iterator[tuple[str, torch.Tensor]]:
-        """(name, full tensor) one parameter at a time: a collective, every rank iterates in the same order."""
-        return stream_full_tensors(model)
-
     def save(self, folder: Path, step: int, model: Any, optimizer: Any, state: dict, **kwargs: Any) -> None:
         """The sharded model and optimiser (every rank), then the HF model folder gathered on rank 0."""
         import torch.distributed.checkpoint as dcp
@@ -154,6 +165,48 @@ class FullyShard(Replicated):
         set_state_dict(model, optimizer, model_state_dict=state["model"], optim_state_dict=state["optim"])
 
 
+class ShardedLoRA(FullyShard):
+    """`model.sharding: fsdp` with `model.lora_rank > 0`: the frozen base and the adapters sharded alike.
+
+    A step checkpoint is that of a one-process LoRA run (`adapter_model.safetensors`, `adapter_config.json`,
+    optimizer.pt in the format of `optimizer.state_dict()`, state.pt): every rank gathers the adapter and its
+    AdamW moments, and rank 0 writes them. They are small (the base is not saved: `model.name` holds it), and
+    the format does not depend on the world size, so a run resumes at another one, or without FSDP. The vLLM
+    stream and final/ are the merged weights, W + scale * B A, gathered one full tensor at a time.
+    """
+
+    def save(self, folder: Path, step: int, model: Any, optimizer: Any, state: dict, **kwargs: Any) -> None:
+        self.for_update(model)  # the sharded parameters (their master dtype), not the gathered copies
+        adapter = adapter_state(model)
+        moments = gathered_optimizer_state(optimizer)
+        if self.dist.is_main:
+            save_checkpoint(
+                folder, step, model, None, state, state_dict=adapter, optimizer_state=moments, **kwargs
+            )
+        self.dist.barrier()
+        self.for_generation(model)
+
+    def restore(self, checkpoint: Path, model: Any, optimizer: Any) -> None:
+        """The AdamW moments of `checkpoint`, each rank keeping its shards (the adapter is set before sharding)."""
+        self.for_update(model)
+        saved = torch.load(checkpoint / "optimizer.pt", weights_only=False)
+        optimizer.load_state_dict(sharded_optimizer_state(saved, optimizer))
+
+    def export(self, model: Any, tokenizer: Any, last: Path | None, target: Path) -> None:
+        """final/: the merged weights gathered one tensor at a time to rank 0 (a collective), which writes them."""
+        if last is None:
+            return
+        self.for_update(model)
+        weights = {}
+        for name, tensor in merged_weights(model):
+            if self.dist.is_main:
+                weights[name] = tensor.cpu()
+        adapter = adapter_state(model)
+        if self.dist.is_main:
+            save_merged(model, tokenizer, target, weights=weights, adapter=adapter)
+        self.dist.barrier()
+
+
 SHARDINGS = {"none", "fsdp"}
 
 
@@ -161,7 +214,8 @@ def make_sharding(model_config: Any, dist: Distributed, *, engine: str) -> Repli
     """The sharding `model_config.sharding` names."""
     if model_config.sharding == "none":
         return Replicated(dist)
-    return FullyShard(dist, model_config.dtype, cpu_offload=model_config.cpu_offload, gather=engine == "hf")
+    kind = ShardedLoRA if model_config.lora_rank > 0 else FullyShard
+    return kind(dist, model_config.dtype, cpu_offload=model_config.cpu_offload, gather=engine == "hf")
 
 
 def decoder_layers(model: Any) -> list[torch.nn.Module]:
@@ -170,17 +224,6 @@ def decoder_layers(model: Any) -> list[torch.nn.Module]:
     if not lists:
         raise ValueError(f"{type(model).__name__} has no ModuleList of decoder layers to shard")
     return list(max(lists, key=len))
-
-
-def stream_full_tensors(model: Any) -> Iterator[tuple[str, torch.Tensor]]:
-    """Each entry of the state dict as a full tensor, one at a time (the extra memory is the largest one).
-
-    A sharded entry (DTensor) is all-gathered when its turn comes; nothing is kept after it is yielded.
-    """
-    from torch.distributed.tensor import DTensor
-
-    for name, value in model.state_dict().items():
-        yield name, value.full_tensor() if isinstance(value, DTensor) else value
 
 
 def full_state_dict(model: Any) -> dict[str, torch.Tensor]:
@@ -214,3 +257,30 @@ def _fsdp_modules(model: Any) -> list[Any]:
     from torch.distributed.fsdp import FSDPModule
 
     return [m for m in model.modules() if isinstance(m, FSDPModule)]
+
+
+def gathered_optimizer_state(optimizer: Any) -> dict[str, Any]:
+    """`optimizer.state_dict()` with every sharded state (DTensor) gathered whole onto the CPU: what one process
+    would save. A collective: the states are gathered in the order of the parameters' numbers on every rank."""
+    saved = optimizer.state_dict()
+    states = saved["state"]
+    saved["state"] = {i: {k: full_tensor(v).cpu() for k, v in states[i].items()} for i in sorted(states)}
+    return saved
+
+
+def sharded_optimizer_state(saved: dict[str, Any], optimizer: Any) -> dict[str, Any]:
+    """The inverse of `gathered_optimizer_state` for `optimizer`: each whole state tensor of a sharded parameter
+    cut into this rank's shard as the parameter is (no communication: every rank holds the whole state)."""
+    from torch.distributed.tensor import DTensor, distribute_tensor
+
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    states = {}
+    for i, entry in saved["state"].items():
+        p = params[i]
+        states[i] = {
+            k: distribute_tensor(v.to(p.device), p.device_mesh, p.placements, src_data_rank=None)
+            if isinstance(p, DTensor) and torch.is_tensor(v) and v.shape == p.shape
+            else v
+            for k, v in entry.items()
+        }
+    return {**saved, "state": states}

@@ -2,12 +2,14 @@
 
     python fsdp_worker.py update MODEL_DIR OUT_DIR   every CASES entry; rank 0 writes NAME.pt (alone: plain
                                                     model and FSDP at world size 1; torchrun: FSDP), then
-                                                    under torchrun the weight stream's record, stream.pt
+                                                    the LoRA update, lora.pt, and under torchrun the weight
+                                                    streams' records, stream.pt and stream_lora.pt
     python fsdp_worker.py step MODEL_DIR OUT_DIR     one FSDP update (token_mean); every rank writes rankR.pt
                                                     with the full weights (the two-node test)
     python fsdp_worker.py train MODEL_DIR OUT_DIR    train() with model.sharding=fsdp, 2 steps (train-1: 1 step;
-                                                    resume: --resume to 2 steps). One run per launch: a process
-                                                    group made again in the same torchrun worker can hang.
+                                                    resume: --resume to 2 steps; lora-train, lora-train-1,
+                                                    lora-resume: the same with LoRA). One run per launch: a
+                                                    process group made again in the same torchrun worker can hang.
 
 The batch and the row order are those of ddp_worker.py: rank r trains on its contiguous share of the rows, the
 one process on all of them in `aligned_order`.
@@ -28,7 +30,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ddp_worker import ROWS, WORLD, aligned_order, settings, synthetic_batch
 
 from rlvr.trainer.distributed import Distributed
-from rlvr.trainer.sharding import FullyShard, Replicated, full_state_dict, stream_full_tensors
+from rlvr.trainer.lora import (
+    DEFAULT_TARGETS,
+    adapter_state,
+    adapters_disabled,
+    apply_lora,
+    trainable_parameters,
+)
+from rlvr.trainer.sharding import FullyShard, Replicated, ShardedLoRA, full_state_dict
 from rlvr.trainer.update import batch_logprobs, policy_update
 
 CASES: dict[str, dict[str, Any]] = {
@@ -52,6 +61,8 @@ CASES: dict[str, dict[str, Any]] = {
     },
 }
 """Name -> what varies; micro_batch_size is 2, so every minibatch accumulates gradients over micro-batches."""
+LORA_CASE = {"loss_agg": "seq_mean_token_mean", "minibatches": 2, "num_iterations": 1, "kl_coef": 0.5}
+"""The LoRA update: its KL reference is the policy itself with the adapters disabled."""
 
 
 def case_settings(case: dict[str, Any]) -> Any:
@@ -105,6 +116,44 @@ def one_update(model_dir: str, dist: Distributed, case: dict[str, Any], sharding
     return {k: v.detach().clone() for k, v in full.items()}, metrics, model
 
 
+def lora_model(model_dir: str) -> Any:
+    """The small Llama with rank-4 adapters; B random (not peft's 0), so the policy differs from the reference
+    (the base model) and A gets a gradient. Seeded: the same on every rank and in every process."""
+    from transformers import LlamaForCausalLM
+
+    model = LlamaForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    torch.manual_seed(3)
+    model = apply_lora(model, rank=4, alpha=8, targets=DEFAULT_TARGETS)
+    g = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if ".lora_B." in name:
+                p.copy_(0.05 * torch.randn(p.shape, generator=g))
+    return model
+
+
+def lora_update(model_dir: str, dist: Distributed, sharding: Replicated, batch: Any):
+    """(whole adapter on every rank, metrics, model) after one LoRA policy_update of LORA_CASE on `batch`."""
+    model = lora_model(model_dir)
+    trained = sharding.wrap(model)
+    optimizer = torch.optim.AdamW(trainable_parameters(model), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+    s = case_settings(LORA_CASE)
+    with adapters_disabled(model):  # the reference: the same (sharded) model as its base
+        ref_logprobs = batch_logprobs(model, batch, s.temperature, s.micro_batch_size)
+    metrics = policy_update(
+        trained,
+        optimizer,
+        scheduler,
+        batch,
+        s,
+        ref_logprobs=ref_logprobs,
+        all_reduce=dist.all_reduce_sum,
+        world_size=dist.world_size,
+    )
+    return adapter_state(model), metrics, model
+
+
 def my_rows(dist: Distributed, case: dict[str, Any]) -> list[int]:
     if dist.world_size == 1:
         return aligned_order(ROWS, WORLD, int(case["minibatches"]))
@@ -129,10 +178,31 @@ def update(model_dir: str, out_dir: str) -> None:
             torch.save(record, Path(out_dir) / f"{name}.pt")
         dist.barrier()
     if dist.world_size > 1:
-        stream = receive(stream_full_tensors(model))
+        stream = receive(fsdp.weights(model))
         if dist.is_main:
             torch.save(stream, Path(out_dir) / "stream.pt")
+    update_lora(model_dir, out_dir, dist)
     dist.close()
+
+
+def update_lora(model_dir: str, out_dir: str, dist: Distributed) -> None:
+    """lora.pt: {label: (adapter, metrics, merged weights)} (alone also the initial adapter); under torchrun
+    also stream_lora.pt."""
+    batch = synthetic_batch().rows(my_rows(dist, LORA_CASE))
+    shardings = {"fsdp": ShardedLoRA(dist, "float32", cpu_offload=False, gather=False)}
+    if dist.world_size == 1:
+        shardings["plain"] = Replicated(dist)
+    record = {"initial": adapter_state(lora_model(model_dir))} if dist.world_size == 1 else {}
+    for label, sharding in shardings.items():
+        adapter, metrics, model = lora_update(model_dir, dist, sharding, batch)
+        record[label] = (adapter, metrics, dict(sharding.weights(model)))  # the merged weights
+    if dist.world_size > 1:
+        stream = receive(sharding.weights(model))
+        if dist.is_main:
+            torch.save(stream, Path(out_dir) / "stream_lora.pt")
+    if dist.is_main:
+        torch.save(record, Path(out_dir) / "lora.pt")
+    dist.barrier()
 
 
 def receive(stream: Any) -> dict[str, Any]:
@@ -153,7 +223,7 @@ def step(model_dir: str, out_dir: str) -> None:
     case = CASES["token_mean"]
     fsdp = FullyShard(dist, "float32", cpu_offload=False, gather=False)
     _, metrics, model = one_update(model_dir, dist, case, fsdp, synthetic_batch().rows(my_rows(dist, case)))
-    state = dict(stream_full_tensors(model))
+    state = dict(fsdp.weights(model))
     torch.save({"state": state, "metrics": metrics}, Path(out_dir) / f"rank{dist.rank}.pt")
     dist.close()
 
@@ -163,6 +233,8 @@ def train_loop(mode: str, model_dir: str, out_dir: str) -> None:
 
     from rlvr.trainer.config import load_config
     from rlvr.trainer.loop import train
+
+    lora = ["model.lora_rank=4", "model.lora_alpha=8", "optim.lr=0.01"] if mode.startswith("lora") else []
 
     def config(folder: str, steps: int) -> Any:
         return load_config(
@@ -185,16 +257,19 @@ def train_loop(mode: str, model_dir: str, out_dir: str) -> None:
                 f"run.output_dir={folder}",
                 "run.progress=false",
                 "run.plot=false",
+                *lora,
             ],
         )
 
-    steps, resume = {"train": (2, False), "train-1": (1, False), "resume": (2, True)}[mode]
+    steps, resume = {"train": (2, False), "train-1": (1, False), "resume": (2, True)}[
+        mode.removeprefix("lora-")
+    ]
     train(config(out_dir, steps), resume=resume)
 
 
 if __name__ == "__main__":
     mode, model_dir, out_dir = sys.argv[1:4]
-    if mode.startswith(("train", "resume")):
+    if mode.startswith(("train", "resume", "lora")):
         train_loop(mode, model_dir, out_dir)
     else:
         {"update": update, "step": step}[mode](model_dir, out_dir)

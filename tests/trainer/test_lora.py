@@ -175,3 +175,28 @@ def test_resuming_a_full_run_with_lora_is_refused(tiny_model_folder, tmp_path):
     train(tiny_config(tiny_model_folder, tmp_path, "run.steps=1", "env.eval_tasks=0"))
     with pytest.raises(ConfigError, match="lora_rank"):
         train(tiny_config(tiny_model_folder, tmp_path, "run.steps=2", "env.eval_tasks=0", *LORA), resume=True)
+
+
+def test_the_adapters_start_the_same_on_every_rank():
+    """A's random start comes from run.seed, not the rank's seed (FSDP shards each rank's own copy), and does not
+    move the rank's random stream."""
+    from rlvr.trainer.config import load_config
+    from rlvr.trainer.loop import _adapted
+
+    config = load_config(None, ["model.lora_rank=4", "model.lora_alpha=8"])
+    starts = []
+    for rank in range(2):
+        base = tiny_model()
+        torch.manual_seed(config.run.seed + rank)  # as _setup seeds each rank
+        model = _adapted(config, base, None)
+        expected = torch.Generator().manual_seed(config.run.seed + rank)
+        assert torch.equal(torch.rand(3), torch.rand(3, generator=expected))
+        starts.append({n: p.detach() for n, p in model.named_parameters() if ".lora_A." in n})
+    assert starts[0] and all(torch.equal(starts[0][n], starts[1][n]) for n in starts[0])
+
+
+def test_lora_targets_must_be_linear_modules():
+    from rlvr.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=r"^model.lora_targets = \['embed_tokens'\].*not a Linear module"):
+        apply_lora(tiny_model(), rank=4, alpha=8, targets=["embed_tokens"])
