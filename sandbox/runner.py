@@ -551,15 +551,13 @@ def _job_process(fds, uid, seccomp):
 
 
 def run_job(job, uid, fork_server):
+    """Run one job as `uid`: write its files, have the fork server start its process, feed its stdin and collect
+    its output within its limits, then kill what it left running and clean up after it. Returns its result."""
     limits = job["limits"]
     workdir = os.path.join(JOBS_ROOT, f"job-{job['id']}")
-    shutil.rmtree(workdir, ignore_errors=True)
-    os.makedirs(workdir, mode=0o700)
-    try:
-        _write_files(workdir, job, uid)
-    except (OSError, ValueError) as exc:
-        shutil.rmtree(workdir, ignore_errors=True)
-        return {"status": "sandbox_error", "detail": f"could not write the job's files: {exc}"}
+    error = _prepare_workdir(workdir, job, uid)
+    if error is not None:
+        return error
 
     job_r, job_w = os.pipe()
     stdin_r, stdin_w = os.pipe()
@@ -572,8 +570,51 @@ def run_job(job, uid, fork_server):
     finally:
         for fd in (job_r, stdin_r, out_w, err_w):
             os.close(fd)
+    _send_job_message(job_w, workdir, job)
+
+    cap = int(limits["output_bytes"])
+    outputs = {out_r: bytearray(), err_r: bytearray()}
+    pending_stdin = job.get("stdin", "").encode("utf-8")
+    selector, stdin_w = _job_selector(out_r, err_r, stdin_w, pending_stdin, fork_server)
+    deadline = start + float(limits["wall_s"])
+    exit_status, killed_for, stdin_w = _serve_job(
+        selector, fork_server, stdin_w, pending_stdin, outputs, cap, deadline
+    )
+    wall = time.monotonic() - start
+
+    if exit_status is None:  # timeout or output limit
+        exit_status = _kill_job(pid, fork_server)
+    kill_uid(uid)  # anything the job left behind, in any session
+    _drain_outputs(outputs, cap)  # what the job wrote before it ended
+    selector.close()
+    _close_quietly(out_r, err_r, stdin_w)
+    reap()
+    shutil.rmtree(workdir, ignore_errors=True)
+    remove_leftovers(uid)
+    oom_after = _oom_kills()
+
+    oom_killed = oom_before is not None and oom_after is not None and oom_after > oom_before
+    return _job_result(outputs[out_r], outputs[err_r], cap, wall, exit_status, killed_for, oom_killed)
+
+
+def _prepare_workdir(workdir, job, uid):
+    """Create the job's fresh work directory with its files, owned by `uid`; on failure remove it and return the
+    `sandbox_error` result (None on success)."""
+    shutil.rmtree(workdir, ignore_errors=True)
+    os.makedirs(workdir, mode=0o700)
+    try:
+        _write_files(workdir, job, uid)
+    except (OSError, ValueError) as exc:
+        shutil.rmtree(workdir, ignore_errors=True)
+        return {"status": "sandbox_error", "detail": f"could not write the job's files: {exc}"}
+    return None
+
+
+def _send_job_message(job_w, workdir, job):
+    """Write the job's process its message on the first pipe, then close the pipe."""
     # What the job's process needs beyond its files: not the source nor the stdin (the program gets those itself).
-    message = json.dumps({"workdir": workdir, "limits": limits, "argv": job.get("argv", [])}).encode("utf-8")
+    fields = {"workdir": workdir, "limits": job["limits"], "argv": job.get("argv", [])}
+    message = json.dumps(fields).encode("utf-8")
     try:
         view = memoryview(message)
         while view:
@@ -583,9 +624,10 @@ def run_job(job, uid, fork_server):
     finally:
         os.close(job_w)
 
-    cap = int(limits["output_bytes"])
-    outputs = {out_r: bytearray(), err_r: bytearray()}
-    pending_stdin = job.get("stdin", "").encode("utf-8")
+
+def _job_selector(out_r, err_r, stdin_w, pending_stdin, fork_server):
+    """A selector over the job's stdout and stderr (made non-blocking), its stdin while there is input to write (with
+    none, the pipe is closed now), and the fork server's socket. Returns (selector, stdin_w or None once closed)."""
     selector = selectors.DefaultSelector()
     for fd in (out_r, err_r):
         os.set_blocking(fd, False)
@@ -598,8 +640,14 @@ def run_job(job, uid, fork_server):
         stdin_w = None
     server_fd = fork_server.socket.fileno()
     selector.register(server_fd, selectors.EVENT_READ)  # readable when the job's process has ended
+    return selector, stdin_w
 
-    deadline = start + float(limits["wall_s"])
+
+def _serve_job(selector, fork_server, stdin_w, pending_stdin, outputs, cap, deadline):
+    """Feed the job's stdin and collect its stdout and stderr into `outputs` until its process ends, the deadline
+    passes or an output goes over `cap`. Returns (wait status, or None when the process has not ended; "timeout",
+    "output_limit" or None; stdin_w, or None once closed)."""
+    server_fd = fork_server.socket.fileno()
     killed_for = None
     exit_status = None
     while exit_status is None:
@@ -612,62 +660,80 @@ def run_job(job, uid, fork_server):
             if fd == server_fd:
                 _, _, exit_status = fork_server.receive()
             elif stdin_w is not None and fd == stdin_w:
-                try:
-                    pending_stdin = pending_stdin[os.write(stdin_w, pending_stdin[:_READ_CHUNK]) :]
-                except BlockingIOError:
-                    continue
-                except BrokenPipeError:  # the program stopped reading its stdin
-                    pending_stdin = b""
-                if not pending_stdin:
-                    selector.unregister(stdin_w)
-                    os.close(stdin_w)
-                    stdin_w = None
-            elif fd in outputs:
-                try:
-                    data = os.read(fd, _READ_CHUNK)
-                except BlockingIOError:
-                    continue
-                if not data:
-                    selector.unregister(fd)
-                    continue
-                outputs[fd] += data
-                if len(outputs[fd]) > cap:
-                    killed_for = "output_limit"
+                stdin_w, pending_stdin = _feed_stdin(selector, stdin_w, pending_stdin)
+            elif fd in outputs and _read_output(selector, fd, outputs[fd], cap):
+                killed_for = "output_limit"
         if killed_for and exit_status is None:
             break
-    wall = time.monotonic() - start
+    return exit_status, killed_for, stdin_w
 
-    # Timeout or output limit: kill the job's process and its session, then collect its wait status.
-    if exit_status is None:
-        for kill in (os.kill, os.killpg):
-            try:
-                kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        _, _, exit_status = fork_server.receive()
-    kill_uid(uid)  # anything the job left behind, in any session
-    for fd in (out_r, err_r):  # what the job wrote before it ended
-        while len(outputs[fd]) <= cap:
+
+def _feed_stdin(selector, stdin_w, pending_stdin):
+    """Write the next chunk of the job's stdin; once all is written (or the program stopped reading), unregister
+    and close the pipe. Returns (stdin_w, or None once closed; what is left to write)."""
+    try:
+        pending_stdin = pending_stdin[os.write(stdin_w, pending_stdin[:_READ_CHUNK]) :]
+    except BlockingIOError:
+        return stdin_w, pending_stdin
+    except BrokenPipeError:  # the program stopped reading its stdin
+        pending_stdin = b""
+    if not pending_stdin:
+        selector.unregister(stdin_w)
+        os.close(stdin_w)
+        stdin_w = None
+    return stdin_w, pending_stdin
+
+
+def _read_output(selector, fd, output, cap):
+    """Append what `fd` has to `output` (unregister it at EOF); True when this read took `output` over `cap`."""
+    try:
+        data = os.read(fd, _READ_CHUNK)
+    except BlockingIOError:
+        return False
+    if not data:
+        selector.unregister(fd)
+        return False
+    output += data
+    return len(output) > cap
+
+
+def _kill_job(pid, fork_server):
+    """SIGKILL the job's process and its session, then collect its wait status."""
+    for kill in (os.kill, os.killpg):
+        try:
+            kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    _, _, exit_status = fork_server.receive()
+    return exit_status
+
+
+def _drain_outputs(outputs, cap):
+    """Read what is left in the job's stdout and stderr pipes, while each output is within `cap`."""
+    for fd, output in outputs.items():
+        while len(output) <= cap:
             try:
                 data = os.read(fd, _READ_CHUNK)
             except (BlockingIOError, OSError):
                 break
             if not data:
                 break
-            outputs[fd] += data
-    selector.close()
-    for fd in (out_r, err_r, stdin_w):
+            output += data
+
+
+def _close_quietly(*fds):
+    """Close each descriptor that is not None, ignoring errors."""
+    for fd in fds:
         if fd is not None:
             try:
                 os.close(fd)
             except OSError:
                 pass
-    reap()
-    shutil.rmtree(workdir, ignore_errors=True)
-    remove_leftovers(uid)
-    oom_after = _oom_kills()
 
-    stdout, stderr = bytes(outputs[out_r]), bytes(outputs[err_r])
+
+def _job_result(stdout, stderr, cap, wall, exit_status, killed_for, oom_killed):
+    """The result message: outputs cut to `cap` bytes, wall time, exit code or signal, and status."""
+    stdout, stderr = bytes(stdout), bytes(stderr)
     truncated = len(stdout) > cap or len(stderr) > cap
     result = {
         "stdout": stdout[:cap].decode("utf-8", "replace"),
@@ -677,7 +743,6 @@ def run_job(job, uid, fork_server):
         "exit_code": os.WEXITSTATUS(exit_status) if os.WIFEXITED(exit_status) else None,
         "signal": os.WTERMSIG(exit_status) if os.WIFSIGNALED(exit_status) else None,
     }
-    oom_killed = oom_before is not None and oom_after is not None and oom_after > oom_before
     result["status"] = _status(killed_for, result, stderr, oom_killed)
     return result
 

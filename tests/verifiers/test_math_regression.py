@@ -232,12 +232,12 @@ _X_PROBLEM = re.compile(r"(value of|solve for|find) \$x\$", re.I)
 _SYMBOLIC_FORBIDDEN = re.compile(r"\\text|\\mbox|=|\\pm|\\cup|\\in\b|\\\{|begin|_|,|\\infty|\[|\]")
 
 
-def structured_variants(prefix: str, index: int, gold: str, problem: str) -> list[Case]:
-    cases: list[Case] = []
+# (name, prediction, expected): one variant of a gold, before it gets its case id.
+Variant = tuple[str, str, bool]
 
-    def add(name: str, prediction: str, expected: bool) -> None:
-        cases.append(Case(f"{prefix}-{name}", gold, prediction, expected))
 
+def interval_variants(gold: str, problem: str) -> list[Variant] | None:
+    """An interval or a union of intervals (`(-\\infty, 3] \\cup (5, \\infty)`, `x \\in [0, 1)`)."""
     plain = unwrap_left_right(gold)
     interval_body = plain[len("x \\in ") :] if plain.startswith("x \\in ") else plain
     pieces = [p.strip() for p in interval_body.split("\\cup")]
@@ -249,123 +249,176 @@ def structured_variants(prefix: str, index: int, gold: str, problem: str) -> lis
         or "\\cup" in gold
         or _INTERVAL_PROBLEM.search(problem)
     )
-    if is_interval:
-        add("as_written", wrap(index, gold), True)
-        add(
-            "left_right",
-            boxed(" \\cup ".join(f"\\left{p[0]} {p[1:-1]} \\right{p[-1]}" for p in pieces)),
-            True,
-        )
-        if not plain.startswith("x \\in "):
-            add("x_in", boxed(f"x \\in {plain}"), True)
-        if len(pieces) > 1:
-            add("union_reordered", boxed(" \\cup ".join(reversed(pieces))), True)
-        first = pieces[0]
-        swap = {"(": "[", "[": "(", ")": "]", "]": ")"}
-        if "\\infty" in first.split(",")[0]:  # the left end is -infinity: change the right bracket
-            changed = first[:-1] + swap[first[-1]]
-        else:
-            changed = swap[first[0]] + first[1:]
-        add("wrong_bracket", boxed(" \\cup ".join([changed, *pieces[1:]])), False)
-        return cases
+    if not is_interval:
+        return None
+    variants = [
+        ("left_right", boxed(" \\cup ".join(f"\\left{p[0]} {p[1:-1]} \\right{p[-1]}" for p in pieces)), True)
+    ]
+    if not plain.startswith("x \\in "):
+        variants.append(("x_in", boxed(f"x \\in {plain}"), True))
+    if len(pieces) > 1:
+        variants.append(("union_reordered", boxed(" \\cup ".join(reversed(pieces))), True))
+    first = pieces[0]
+    swap = {"(": "[", "[": "(", ")": "]", "]": ")"}
+    if "\\infty" in first.split(",")[0]:  # the left end is -infinity: change the right bracket
+        changed = first[:-1] + swap[first[-1]]
+    else:
+        changed = swap[first[0]] + first[1:]
+    variants.append(("wrong_bracket", boxed(" \\cup ".join([changed, *pieces[1:]])), False))
+    return variants
 
+
+def tuple_variants(gold: str, problem: str) -> list[Variant] | None:
+    """An ordered pair, triple or point, when the problem asks for one."""
+    plain = unwrap_left_right(gold)
     tuple_match = re.fullmatch(r"\((.*)\)", plain)
-    if tuple_match and _TUPLE_PROBLEM.search(problem):
-        entries = split_top_level(tuple_match.group(1))
-        add("as_written", wrap(index, gold), True)
-        if plain != gold:
-            add("without_left_right", boxed(plain), True)
-        else:
-            add("left_right", boxed(f"\\left( {', '.join(entries)} \\right)"), True)
-        numbers = [read_number(e) for e in entries]
-        if numbers[0] and numbers[1] and numbers[0].value != numbers[1].value:
-            swapped = [entries[1], entries[0], *entries[2:]]
-            add("swapped_order", boxed(f"({', '.join(swapped)})"), False)
-        if numbers[-1]:
-            last = numbers[-1]
-            changed = [*entries[:-1], spell(last.value + 1, last.kind)]
-            add("last_entry_off_by_one", boxed(f"({', '.join(changed)})"), False)
-        return cases
+    if not (tuple_match and _TUPLE_PROBLEM.search(problem)):
+        return None
+    entries = split_top_level(tuple_match.group(1))
+    if plain != gold:
+        variants = [("without_left_right", boxed(plain), True)]
+    else:
+        variants = [("left_right", boxed(f"\\left( {', '.join(entries)} \\right)"), True)]
+    numbers = [read_number(e) for e in entries]
+    if numbers[0] and numbers[1] and numbers[0].value != numbers[1].value:
+        swapped = [entries[1], entries[0], *entries[2:]]
+        variants.append(("swapped_order", boxed(f"({', '.join(swapped)})"), False))
+    if numbers[-1]:
+        last = numbers[-1]
+        changed = [*entries[:-1], spell(last.value + 1, last.kind)]
+        variants.append(("last_entry_off_by_one", boxed(f"({', '.join(changed)})"), False))
+    return variants
 
-    if _UNORDERED_PROBLEM.search(problem) and "\\pm" not in gold:
-        entries = split_top_level(gold)
-        if len(entries) > 1:
-            add("as_written", wrap(index, gold), True)
-            add("reordered", boxed(", ".join(reversed(entries))), True)
-            add("missing_one", boxed(", ".join(entries[:-1])), False)
-            return cases
 
+def unordered_list_variants(gold: str, problem: str) -> list[Variant] | None:
+    """Several answers "separated by commas", in any order."""
+    if not _UNORDERED_PROBLEM.search(problem) or "\\pm" in gold:
+        return None
+    entries = split_top_level(gold)
+    if len(entries) <= 1:
+        return None
+    return [
+        ("reordered", boxed(", ".join(reversed(entries))), True),
+        ("missing_one", boxed(", ".join(entries[:-1])), False),
+    ]
+
+
+def plus_minus_variants(gold: str, problem: str) -> list[Variant] | None:
+    """`a \\pm b`: the same two values written out."""
     pm = re.fullmatch(r"(.+?)\s*\\pm\s*(.+)", gold)
-    if pm and "," not in gold:
-        a, b = pm.group(1).strip(), pm.group(2).strip()
-        add("as_written", wrap(index, gold), True)
-        add("pm_expanded", boxed(f"{a} + {b}, {a} - {b}"), True)
-        add("pm_expanded_reordered", boxed(f"{a} - {b}, {a} + {b}"), True)
-        add("pm_one_branch", boxed(f"{a} + {b}"), False)
-        return cases
+    if not pm or "," in gold:
+        return None
+    a, b = pm.group(1).strip(), pm.group(2).strip()
+    return [
+        ("pm_expanded", boxed(f"{a} + {b}, {a} - {b}"), True),
+        ("pm_expanded_reordered", boxed(f"{a} - {b}, {a} + {b}"), True),
+        ("pm_one_branch", boxed(f"{a} + {b}"), False),
+    ]
 
+
+def equation_variants(gold: str, problem: str) -> list[Variant] | None:
+    """`x = ...`: one variable and its value."""
     equation = re.fullmatch(r"([a-z])\s*=\s*(.+)", gold)
-    if equation:
-        variable, rhs = equation.groups()
-        add("as_written", wrap(index, gold), True)
-        add("spacing", boxed(f"{variable} = {rhs}"), True)
-        add("rhs_plus_one", boxed(f"{variable} = {rhs} + 1"), False)
-        return cases
+    if not equation:
+        return None
+    variable, rhs = equation.groups()
+    return [
+        ("spacing", boxed(f"{variable} = {rhs}"), True),
+        ("rhs_plus_one", boxed(f"{variable} = {rhs} + 1"), False),
+    ]
 
+
+def base_variants(gold: str, problem: str) -> list[Variant] | None:
+    """A number in another base (`1011_2`, `123_{4}`)."""
     base = re.fullmatch(r"(\d+)_\{?(\d+)\}?", gold)
-    if base:
-        digits, radix = base.group(1), base.group(2)
-        last = int(digits[-1])
-        changed = digits[:-1] + str(last + 1 if last + 1 < int(radix) else last - 1)
-        add("as_written", wrap(index, gold), True)
-        add("braced_base", boxed(f"{digits}_{{{radix}}}"), True)
-        add("changed_digit", boxed(f"{changed}_{{{radix}}}"), False)
-        return cases
+    if not base:
+        return None
+    digits, radix = base.group(1), base.group(2)
+    last = int(digits[-1])
+    changed = digits[:-1] + str(last + 1 if last + 1 < int(radix) else last - 1)
+    return [
+        ("braced_base", boxed(f"{digits}_{{{radix}}}"), True),
+        ("changed_digit", boxed(f"{changed}_{{{radix}}}"), False),
+    ]
 
+
+def choice_variants(gold: str, problem: str) -> list[Variant] | None:
+    """A multiple-choice letter (`\\text{(C)}`)."""
     choice = re.fullmatch(r"\\text\{\(([A-E])\)\}", gold)
-    if choice:
-        letter = choice.group(1)
-        other = "ABCDE"[("ABCDE".index(letter) + 1) % 5]
-        add("as_written", wrap(index, gold), True)
-        add("letter", boxed(letter), True)
-        add("parenthesised_letter", boxed(f"({letter})"), True)
-        add("bold_choice", boxed(f"\\textbf{{({letter})}}"), True)
-        add("other_letter", boxed(f"({other})"), False)
-        return cases
+    if not choice:
+        return None
+    letter = choice.group(1)
+    other = "ABCDE"[("ABCDE".index(letter) + 1) % 5]
+    return [
+        ("letter", boxed(letter), True),
+        ("parenthesised_letter", boxed(f"({letter})"), True),
+        ("bold_choice", boxed(f"\\textbf{{({letter})}}"), True),
+        ("other_letter", boxed(f"({other})"), False),
+    ]
 
+
+def word_variants(gold: str, problem: str) -> list[Variant] | None:
+    """One word in `\\text{}` (`\\text{Monday}`)."""
     word = re.fullmatch(r"\\text\{([A-Za-z]+)\}", gold)
-    if word:
-        add("as_written", wrap(index, gold), True)
-        add("bare_word", boxed(word.group(1)), True)
-        return cases
+    if not word:
+        return None
+    return [("bare_word", boxed(word.group(1)), True)]
 
-    if "\\begin{pmatrix}" in gold:
-        add("as_written", wrap(index, gold), True)
-        slashes = re.sub(r"(-?)(\d+)/(\d+)", r"\1\\frac{\2}{\3}", gold)
-        if slashes != gold:
-            add("entries_as_frac", boxed(slashes), True)
-        first = re.search(r"\\begin\{pmatrix\}\s*(-?\d+)(?=\s)", gold)
-        if first:
-            changed = str(int(first.group(1)) + 1)
-            add(
-                "first_entry_off_by_one",
-                boxed(gold[: first.start(1)] + changed + gold[first.end(1) :]),
-                False,
-            )
-        return cases
 
-    if not _SYMBOLIC_FORBIDDEN.search(gold):  # one scalar expression: sqrt, pi, i, polynomials, variables
-        add("as_written", wrap(index, gold), True)
-        respelled = re.sub(r"\\frac", r"\\dfrac", gold)
-        respelled = re.sub(r"\\sqrt(\d)", r"\\sqrt{\1}", respelled)
-        if respelled != gold:
-            add("respelled", boxed(respelled), True)
-        add("plus_one", boxed(f"{gold} + 1"), False)
-        add("negated", boxed(f"-({gold})"), False)
-        return cases
+def matrix_variants(gold: str, problem: str) -> list[Variant] | None:
+    """A `pmatrix` vector or matrix."""
+    if "\\begin{pmatrix}" not in gold:
+        return None
+    variants = []
+    slashes = re.sub(r"(-?)(\d+)/(\d+)", r"\1\\frac{\2}{\3}", gold)
+    if slashes != gold:
+        variants.append(("entries_as_frac", boxed(slashes), True))
+    first = re.search(r"\\begin\{pmatrix\}\s*(-?\d+)(?=\s)", gold)
+    if first:
+        changed = str(int(first.group(1)) + 1)
+        variants.append(
+            ("first_entry_off_by_one", boxed(gold[: first.start(1)] + changed + gold[first.end(1) :]), False)
+        )
+    return variants
 
-    add("as_written", wrap(index, gold), True)  # anything else: only the gold as written
-    return cases
+
+def expression_variants(gold: str, problem: str) -> list[Variant] | None:
+    """One scalar expression: sqrt, pi, i, polynomials, variables."""
+    if _SYMBOLIC_FORBIDDEN.search(gold):
+        return None
+    respelled = re.sub(r"\\frac", r"\\dfrac", gold)
+    respelled = re.sub(r"\\sqrt(\d)", r"\\sqrt{\1}", respelled)
+    variants = [("respelled", boxed(respelled), True)] if respelled != gold else []
+    variants.append(("plus_one", boxed(f"{gold} + 1"), False))
+    variants.append(("negated", boxed(f"-({gold})"), False))
+    return variants
+
+
+# Tried in this order; the first shape that recognises the gold gives its variants.
+_STRUCTURED_SHAPES = (
+    interval_variants,
+    tuple_variants,
+    unordered_list_variants,
+    plus_minus_variants,
+    equation_variants,
+    base_variants,
+    choice_variants,
+    word_variants,
+    matrix_variants,
+    expression_variants,
+)
+
+
+def structured_variants(prefix: str, index: int, gold: str, problem: str) -> list[Case]:
+    """The gold as written (True), then the variants of the first shape that recognises it; a gold of no known
+    shape gets only the former."""
+    variants: list[Variant] = [("as_written", wrap(index, gold), True)]
+    for shape_variants in _STRUCTURED_SHAPES:
+        found = shape_variants(gold, problem)
+        if found is not None:
+            variants += found
+            break
+    return [Case(f"{prefix}-{name}", gold, prediction, expected) for name, prediction, expected in variants]
 
 
 def math500_cases() -> list[Case]:
