@@ -56,18 +56,21 @@ def _parse_answer(answer: str) -> list:
     return parse("\\boxed{" + answer + "}", extraction_config=_EXTRACTION, parsing_timeout=None)
 
 
-_parse_gold = functools.lru_cache(maxsize=4096)(_parse_answer)  # golds repeat across a group's samples
+# Each distinct string is parsed once per worker: golds repeat across a group's samples, answers across samples
+# and steps, and a parse is most of a check's cost (ANTLR's full-context prediction, 2-60 ms on tuples and
+# intervals, is not cached by the parser itself). Math-Verify's `verify` does not modify what it is given.
+_parse = functools.lru_cache(maxsize=8192)(_parse_answer)
 
 
 def judge(gold: str, answer: str, float_rounding: int, allow_set_relation_comp: bool = False) -> str:
     """Decide one (gold, extracted answer) pair; returns a reason from `rlvr.verifiers.types`."""
-    gold_parsed = _parse_gold(gold)
+    gold_parsed = _parse(gold)
     if not gold_parsed:
         return BAD_GOLD
     rendering = _rendering(gold)
     if rendering and rendering == _rendering(answer):
         return CORRECT
-    answer_parsed = _parse_answer(answer)
+    answer_parsed = _parse(answer)
     if not answer_parsed:
         return UNPARSEABLE
     equal = verify(

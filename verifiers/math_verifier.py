@@ -38,6 +38,7 @@ from rlvr.verifiers.extract import (
 )
 from rlvr.verifiers.fastpath import PlainNumber, numbers_equal, parse_decimal_comma, parse_number
 from rlvr.verifiers.normalize import normalize_answer, strip_math_delimiters
+from rlvr.verifiers.refute import refutes
 from rlvr.verifiers.types import (
     BAD_GOLD,
     CORRECT,
@@ -365,7 +366,8 @@ def _verdict(reason: str, extraction: Extraction, path: str) -> Verdict:
 
 
 def _fast_reason(pair: Pair, float_tolerance: float) -> str | None:
-    """Decide choice letters, exact arithmetic and identical spellings without sympy; None when unsure."""
+    """Decide choice letters, exact arithmetic, identical spellings and clearly different values without sympy;
+    None when unsure."""
     gold, answer = pair
     if is_choice_gold(gold):
         return CORRECT if extract_choice(answer) == extract_choice(gold) else WRONG
@@ -385,6 +387,8 @@ def _fast_reason(pair: Pair, float_tolerance: float) -> str | None:
         return CORRECT if numbers_equal(gold_number, answer_number, float_tolerance) else WRONG
     if gold_norm and gold_norm == answer_norm:
         return CORRECT
+    if refutes(gold, answer):  # clearly different values: wrong without a parse by Math-Verify
+        return WRONG
     return None
 
 

@@ -149,7 +149,7 @@ def _thread_cases(k: int) -> list[tuple[str, str, str]]:
         (str(k), rf"The answer is $\boxed{{{k}}}$.", CORRECT),  # fast path
         (str(k), rf"\boxed{{{k + 1}}}", WRONG),  # fast path
         (f"x^{{{k}}}", rf"\boxed{{x^{{{k - 1}}} \cdot x}}", CORRECT),  # Math-Verify
-        (f"x^{{{k}}}", rf"\boxed{{x^{{{k + 1}}}}}", WRONG),  # Math-Verify
+        (f"x^{{{k}}}", rf"\boxed{{x^{{{k + 1}}}}}", WRONG),  # fast path: refuted (values differ at any x > 1)
         (str(k), rf"\boxed{{\sqrt{{{k * k}}}}}", CORRECT),  # Math-Verify
         (rf"\frac{{\sqrt{{{k}}}}}{{2}}", rf"\boxed{{\frac{{1}}{{2}}\sqrt{{{k}}}}}", CORRECT),  # Math-Verify
         (f"({k}, {k + 1})", rf"\boxed{{({k + 1}, {k})}}", WRONG),  # Math-Verify: order matters in a tuple
@@ -183,7 +183,7 @@ def test_eight_threads_verify_at_once(verifier) -> None:
     assert not any(worker.is_alive() for worker in workers)
     for k in range(2, 2 + threads):
         assert results[k] == [expected for _, _, expected in _thread_cases(k)], k
-    assert verifier.stats.pool_calls - pool_calls == 5 * threads  # the Math-Verify pairs, each decided once
+    assert verifier.stats.pool_calls - pool_calls == 4 * threads  # the Math-Verify pairs, each decided once
 
 
 _ASYNC_GOLDS = ["1/2", "x^2", "5", r"\frac{\sqrt{3}}{2}", "(1, 2)", "C", "7", "2"]
@@ -266,11 +266,11 @@ def test_identical_pairs_in_a_batch_are_submitted_once(verifier) -> None:
         r"\boxed{w \cdot w \cdot w}",
         r"The final answer is $w \cdot w \cdot w$.",  # the same extracted answer: the same pair
         r"<answer>w \cdot w \cdot w</answer>",
-        r"\boxed{w^{4}}",
+        r"\boxed{w^{4}}",  # refuted without the pool (refute.py)
     ]
     verdicts = verifier.verify_batch(["w^3"] * len(completions), completions)
     assert [v.reason for v in verdicts] == [CORRECT, CORRECT, CORRECT, CORRECT, WRONG]
-    assert verifier.stats.pool_calls - calls == 2
+    assert verifier.stats.pool_calls - calls == 1
 
 
 def test_the_cache_is_used_across_batches(verifier) -> None:
