@@ -82,6 +82,16 @@ def _gpg(rewards: Tensor, g: GroupStats, baselines: Tensor | None, eps: float) -
     return torch.where(g.varies, adv, torch.zeros_like(adv))
 
 
+def _reinforce(rewards: Tensor, g: GroupStats, baselines: Tensor | None, eps: float) -> Tensor:
+    # REINFORCE (Williams 1992): A_i = r_i, no baseline (the group is ignored)
+    return rewards.clone()
+
+
+def _raft(rewards: Tensor, g: GroupStats, baselines: Tensor | None, eps: float) -> Tensor:
+    # RAFT / RAFT++: A_i = 1 on every kept sample (the family keeps only solved ones; see families.py)
+    return torch.ones_like(rewards)
+
+
 Estimator = Callable[[Tensor, GroupStats, "Tensor | None", float], Tensor]
 
 ESTIMATORS: dict[str, Estimator] = {
@@ -90,9 +100,11 @@ ESTIMATORS: dict[str, Estimator] = {
     "rloo": _rloo,
     "remax": _remax,
     "gpg": _gpg,
+    "reinforce": _reinforce,
+    "raft": _raft,
 }
 
-ADVANTAGE_NAMES: tuple[str, ...] = (*ESTIMATORS, "reinforce_pp")
+ADVANTAGE_NAMES: tuple[str, ...] = (*ESTIMATORS, "reinforce_pp", "gae")
 
 
 def group_advantages(

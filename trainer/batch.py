@@ -25,6 +25,7 @@ class PolicyBatch:
     old_logprobs: Tensor  # (B, L) float, the engine's log-probs of the policy tokens (0 elsewhere)
     advantages: Tensor  # (B,) or (B, L)
     span: int  # policy tokens lie in the last `span` columns
+    positive: Tensor | None = None  # (B,) float, 1 for a solved sample (VAPO's positive-example NLL)
 
     def __len__(self) -> int:
         return self.input_ids.shape[0]
@@ -74,8 +75,11 @@ def build_batch(
     *,
     pad_id: int,
     drop: Sequence[bool] | None = None,
+    positive: Sequence[bool] | None = None,
 ) -> PolicyBatch:
-    """Tensors for `trajectories`; `advantages` is (B,) or (B, L) left-padded like `token_mask`; rows with `drop[i]` (overlong filtering) keep their tokens but get an all-zero loss mask."""
+    """Tensors for `trajectories`; `advantages` is (B,) or (B, L) left-padded like `token_mask`; rows with
+    `drop[i]` (overlong filtering) keep their tokens but get an all-zero loss mask; `positive[i]` marks the solved
+    samples."""
     if any(not t.token_ids for t in trajectories):
         raise ValueError("trajectories need token ids: run the rollout with the policy's tokenizer")
     batch = len(trajectories)
@@ -100,7 +104,8 @@ def build_batch(
         if policy:
             first_policy = min(first_policy, start + policy[0])
     span = max(1, width - first_policy)
-    return PolicyBatch(input_ids, attention, loss_mask, old, advantages.float(), span)
+    flags = None if positive is None else torch.tensor([float(p) for p in positive])
+    return PolicyBatch(input_ids, attention, loss_mask, old, advantages.float(), span, flags)
 
 
 def token_mask(trajectories: Sequence[Trajectory]) -> Tensor:

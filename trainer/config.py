@@ -97,11 +97,14 @@ class RolloutConfig:
 @dataclass
 class AlgorithmConfig:
     preset: str = "grpo"
-    """grpo, dapo, dr_grpo, gspo, rloo, reinforce_pp, remax or gpg: the defaults of the fields below."""
+    """grpo, dapo, dr_grpo, gspo, rloo, reinforce_pp, remax, gpg, reinforce, ppo, vapo, raft or raft_pp: the
+    defaults of the fields below (docs/TRAINING.md, "Algorithm families")."""
     advantage: str | None = None
-    """Advantage estimator: grpo, dr_grpo, rloo, remax, reinforce_pp, gpg."""
+    """Advantage estimator: grpo, dr_grpo, rloo, remax, gpg, reinforce (A = r), reinforce_pp, gae (PPO/VAPO:
+    a learned critic, see the `critic` section) or raft (A = 1 on the kept correct samples)."""
     policy_loss: str | None = None
-    """`clip` (the clipped surrogate of PPO/GRPO) or `gpg` (-A log pi: no ratio, no clip; GPG)."""
+    """`clip` (the clipped surrogate of PPO/GRPO), `pg` (-A log pi: no ratio, no clip; REINFORCE, RAFT's NLL),
+    `gpg` (the same loss, GPG's name for it)."""
     clip_low: float | None = None
     """Lower clip epsilon: ratios below 1 - clip_low are clipped (for negative advantages)."""
     clip_high: float | None = None
@@ -132,6 +135,38 @@ class AlgorithmConfig:
     """Optimiser passes over each batch (with minibatches = 1, one pass is one step: no pi_old forward)."""
     minibatches: int | None = None
     """Optimiser steps per pass (the batch is split into this many minibatches)."""
+    gamma: float | None = None
+    """GAE discount over policy tokens (advantage=gae; RLHF practice: 1.0)."""
+    lam: float | None = None
+    """GAE lambda of the policy's advantages (advantage=gae; PPO: 0.95)."""
+    lam_critic: float | None = None
+    """GAE lambda of the critic's return targets (-1: the same as `lam`; VAPO's decoupled GAE: 1.0, Monte-Carlo
+    returns)."""
+    lam_alpha: float | None = None
+    """VAPO's length-adaptive lambda: lam_policy = 1 - 1 / (lam_alpha * len(o)) per sequence (0: a fixed `lam`;
+    VAPO: 0.05)."""
+    positive_nll_coef: float | None = None
+    """VAPO's positive-example LM loss: mu * NLL (token mean) of the solved samples added to the loss (0: off;
+    VAPO: 0.1)."""
+    raft_keep: int | None = None
+    """advantage=raft: the solved samples kept per group, best reward first (0: all of them)."""
+    entropy_coef: float | None = None
+    """Entropy bonus: the loss gets -entropy_coef * H, H the token-mean entropy of the sampling distribution
+    over the policy tokens (> 0 raises the entropy; 0: off, no entropy gradient is computed)."""
+    cov_mode: str = "none"
+    """Entropy control by token covariance (Cui et al. 2025): `none`, `clip_cov` (detach the gradient of a random
+    `clip_cov_ratio` of the tokens whose Cov(log pi, A) lies in [clip_cov_lb, clip_cov_ub]) or `kl_cov` (add
+    kl_cov_coef * abs(log pi - log pi_old) on the top `kl_cov_ratio` of tokens by Cov)."""
+    clip_cov_ratio: float = 0.0002
+    """Clip-Cov: the fraction of policy tokens whose gradient is detached."""
+    clip_cov_lb: float = 1.0
+    """Clip-Cov: lower bound of the covariance band eligible for detaching."""
+    clip_cov_ub: float = 5.0
+    """Clip-Cov: upper bound of the covariance band eligible for detaching."""
+    kl_cov_ratio: float = 0.0002
+    """KL-Cov: the fraction of policy tokens (highest covariance) that get the KL penalty."""
+    kl_cov_coef: float = 1.0
+    """KL-Cov: weight of abs(log pi - log pi_old) on the selected tokens."""
     engine_correction: str = "auto"
     """Engine/trainer mismatch correction: `none`, `tis` (each token's policy loss times min(pi_old / pi_engine, C))
     or `mis` (tokens with the ratio outside [1/C, C] get no loss); `auto`: tis with rollout.engine=vllm, none with
@@ -140,6 +175,27 @@ class AlgorithmConfig:
     """C of `engine_correction` (> 1)."""
     engine_correction_level: str = "token"
     """`token` (a ratio per token) or `sequence` (the product over the sequence's policy tokens, for all of them)."""
+
+
+@dataclass
+class CriticConfig:
+    """The value model of advantage=gae (PPO, VAPO); unused, and not loaded, by the other families."""
+
+    model: str = ""
+    """The critic's base model (empty: `model.name`, loaded again: separate weights) with a scalar value head."""
+    lr: float = 1e-5
+    """AdamW learning rate of the critic."""
+    warmup_steps: int | None = None
+    """Steps at the start in which only the critic trains (value pretraining; the policy does not move). Default
+    from the preset: ppo 0, vapo 2 (the VAPO paper: 50, for runs of thousands of steps)."""
+    value_clip: float = 0.5
+    """PPO value clipping eps_v: the new value is clipped to old value +- eps_v in the loss (0: off)."""
+    micro_batch_size: int = 0
+    """Sequences per critic forward/backward (0: optim.micro_batch_size)."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping of the critic by global norm (0: off)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay of the critic."""
 
 
 @dataclass
@@ -185,6 +241,8 @@ class RunConfig:
     never)."""
     eval_every: int = 0
     """Held-out greedy evaluation every N steps (0: only before and after training)."""
+    eval_before: bool = True
+    """Evaluate before the first step (false: skip it, e.g. for many runs from the same model)."""
     save_model: bool = True
     """Publish the last checkpoint's model folder as output_dir/final (hard links: no second copy on disk)."""
     tensorboard: bool = False
@@ -211,6 +269,8 @@ class TrainConfig:
     """Advantage, clipping, aggregation, KL, dynamic sampling."""
     optim: OptimConfig = field(default_factory=OptimConfig)
     """Optimiser and schedule."""
+    critic: CriticConfig = field(default_factory=CriticConfig)
+    """The value model of PPO/VAPO (advantage=gae)."""
     run: RunConfig = field(default_factory=RunConfig)
     """Steps, seeds, outputs, logging."""
 
@@ -250,7 +310,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 
 def from_dict(data: dict[str, Any]) -> TrainConfig:
-    from rlvr.trainer.algorithms import resolve_algorithm
+    from rlvr.trainer.algorithms import resolve_algorithm, resolve_critic
 
     _check_keys("config", data, list(SECTIONS))
     parts = {}
@@ -262,6 +322,7 @@ def from_dict(data: dict[str, Any]) -> TrainConfig:
         parts[name] = cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
     config = TrainConfig(**parts)
     config.algorithm = resolve_algorithm(config.algorithm, engine=config.rollout.engine)
+    config.critic = resolve_critic(config.critic, config.algorithm.preset)
     validate(config)
     return config
 
@@ -362,6 +423,7 @@ SECTIONS: dict[str, type] = {
     "rollout": RolloutConfig,
     "algorithm": AlgorithmConfig,
     "optim": OptimConfig,
+    "critic": CriticConfig,
     "run": RunConfig,
 }
 

@@ -29,8 +29,7 @@ from rlvr.envs.splits import warn_benchmark_overlap
 from rlvr.envs.suite import Suite, suite_metrics
 from rlvr.envs.types import Sampling
 from rlvr.errors import ConfigError
-from rlvr.trainer.advantages import group_advantages, reinforce_pp_advantages
-from rlvr.trainer.batch import build_batch, token_mask
+from rlvr.trainer.batch import build_batch
 from rlvr.trainer.checkpoint import (
     latest_checkpoint,
     read_state,
@@ -40,6 +39,8 @@ from rlvr.trainer.config import TrainConfig
 from rlvr.trainer.distributed import Distributed
 from rlvr.trainer.dynamic_sampling import FillStats, fill_batch
 from rlvr.trainer.evaluate import HeldOutResult, held_out_accuracy
+from rlvr.trainer.families import GroupBaseline, ScoredBatch, make_family
+from rlvr.trainer.groups import Group
 from rlvr.trainer.logger import RunLogger, plot_curves
 from rlvr.trainer.lora import (
     adapters_disabled,
@@ -69,19 +70,6 @@ class TrainResult:
 
 
 @dataclass
-class Group:
-    """The samples of one task in one step."""
-
-    key: int
-    trajectories: list[Trajectory]
-    baseline: float | None = None  # ReMax: reward of the greedy completion
-
-    @property
-    def accuracies(self) -> list[float]:
-        return [float(t.solved) for t in self.trajectories]
-
-
-@dataclass
 class _Run:
     """What the stages of one run share."""
 
@@ -99,6 +87,7 @@ class _Run:
     optimizer: Any
     scheduler: Any
     sharding: Replicated
+    family: GroupBaseline
     start_step: int = 0
     evals: list[dict[str, Any]] = field(default_factory=list)
     logger: RunLogger | None = None
@@ -190,6 +179,7 @@ def _setup(
         betas=config.optim.betas,
         weight_decay=config.optim.weight_decay,
     )
+    family = _make_family(config, dist, sharding)
     total_updates = config.run.steps * algo.num_iterations * algo.minibatches
     return _Run(
         config=config,
@@ -206,7 +196,33 @@ def _setup(
         optimizer=optimizer,
         scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, total_updates)),
         sharding=sharding,
+        family=family,
     )
+
+
+def _make_family(config: TrainConfig, dist: Distributed, sharding: Replicated) -> GroupBaseline:
+    """The algorithm family of `algorithm.advantage`; with gae, its critic (sharded like the policy)."""
+    critic = None
+    if config.algorithm.advantage == "gae":
+        from rlvr.trainer.critic import Critic, CriticSettings, load_value_model
+
+        c, o = config.critic, config.optim
+        dtype = config.model.master_dtype or config.model.dtype
+        value_model = load_value_model(c.model or config.model.name, dtype=dtype, device=dist.device)
+        if config.model.gradient_checkpointing:
+            value_model.gradient_checkpointing_enable()
+        settings = CriticSettings(
+            lr=c.lr,
+            betas=o.betas,
+            weight_decay=c.weight_decay,
+            max_grad_norm=c.max_grad_norm,
+            value_clip=c.value_clip or None,
+            micro_batch_size=c.micro_batch_size or o.micro_batch_size,
+            token_budget=o.token_budget,
+        )
+        critic = Critic(value_model, settings, sharding=sharding)
+    warmup = config.critic.warmup_steps or 0
+    return make_family(config.algorithm, critic=critic, dist=dist, warmup_steps=warmup)
 
 
 def _adapted(config: TrainConfig, model: Any, checkpoint: Path | None) -> Any:
@@ -224,6 +240,7 @@ def _adapted(config: TrainConfig, model: Any, checkpoint: Path | None) -> Any:
 def _restore(run: _Run, checkpoint: Path, state: dict[str, Any]) -> None:
     """Continue from `checkpoint`: optimiser, scheduler, the suite's draws, every RNG, the held-out results."""
     run.sharding.restore(checkpoint, run.model, run.optimizer)
+    run.family.restore(checkpoint)  # PPO/VAPO: the critic
     run.scheduler.load_state_dict(state["scheduler"])
     suite_rngs = state["suite_rng"]
     rank = run.dist.rank
@@ -265,7 +282,7 @@ def _evaluate(run: _Run, step: int) -> HeldOutResult | None:
 def _before(run: _Run) -> HeldOutResult | None:
     """The accuracy before training: measured now, or the first one of a resumed run."""
     if run.start_step == 0:
-        return _evaluate(run, 0)
+        return _evaluate(run, 0) if run.config.run.eval_before else None
     if run.evals:
         first = run.evals[0]
         return HeldOutResult(run.eval_env, first["tasks"], first["solved"], math.nan, math.nan, 0.0)
@@ -277,22 +294,7 @@ def _train_steps(run: _Run) -> None:
     settings = _update_settings(config)
     bar = _progress(config.run.progress and dist.is_main, run.start_step, config.run.steps)
     for step in range(run.start_step + 1, config.run.steps + 1):
-        metrics = _train_step(
-            step,
-            config,
-            run.suite,
-            run.engine,
-            run.trained,
-            run.model,
-            run.ref_model,
-            run.optimizer,
-            run.scheduler,
-            settings,
-            run.tokenizer,
-            dist,
-            run.logger,
-            run.sharding,
-        )
+        metrics = _train_step(step, run, settings)
         if run.logger is not None:
             run.logger.log(step, metrics)
         if config.run.eval_every and step % config.run.eval_every == 0 and step != config.run.steps:
@@ -322,6 +324,7 @@ def _save(run: _Run, step: int) -> None:
         state,
         tokenizer=run.tokenizer,
         keep=run.config.run.keep_checkpoints,
+        extra=run.family.save,  # PPO/VAPO: the critic, in the same checkpoint folder
     )
 
 
@@ -351,86 +354,93 @@ def _finish(
     return history
 
 
-def _train_step(
-    step: int,
-    config: TrainConfig,
-    suite: Suite,
-    engine: Any,
-    trained: Any,
-    model: Any,
-    ref_model: Any,
-    optimizer: Any,
-    scheduler: Any,
-    settings: UpdateSettings,
-    tokenizer: Any,
-    dist: Any,
-    logger: Any,
-    sharding: Replicated,
-) -> dict[str, float]:
-    algo, r = config.algorithm, config.rollout
+def _train_step(step: int, run: _Run, settings: UpdateSettings) -> dict[str, float]:
+    """One step: sample groups, (the family may select samples), score, update; the step's metrics."""
+    config, dist, engine = run.config, run.dist, run.engine
     t0 = time.perf_counter()
-    prompts = _share(r.prompts_per_step, dist)
-    draws_made = [0]
-
-    def draw() -> list[Group]:
-        draws_made[0] += 1
-        seed = (config.run.seed * 1_000_003 + step * 101 + draws_made[0]) * 64 + dist.rank
-        return _generate_groups(suite, engine, prompts, r, seed, tokenizer, remax=algo.advantage == "remax")
-
-    drawn: list[Group] = []
-
-    def recording_draw() -> list[Group]:
-        groups = draw()
-        drawn.extend(groups)
-        return groups
-
-    if algo.filter_groups:
-        groups, fill = fill_batch(recording_draw, prompts, algo.max_gen_batches, _informative)
-    else:
-        groups = recording_draw()
-        fill = FillStats(1, len(groups), len(groups), True)
+    groups, drawn, fill = _draw_groups(step, run)
     generation_s = time.perf_counter() - t0
-
-    trajectories = [t for g in groups for t in g.trajectories]
     sampled = [t for g in drawn for t in g.trajectories]
     metrics = _rollout_metrics(sampled, drawn, fill, config)
     metrics["time/generation_s"] = generation_s
     generated = sum(_policy_tokens(t) for t in sampled)
+    groups = run.family.select(groups)  # RAFT: the solved samples; the others keep every sample
+    trajectories = [t for g in groups for t in g.trajectories]
 
     t1 = time.perf_counter()
     _engine_sleep(engine)  # vLLM on GPU: free its KV cache (and move its weights off) during the update
-    sharding.for_update(model)
-    update_metrics: dict[str, float] = {}
-    trainable = min(dist.gather_object(len(trajectories))) >= algo.minibatches  # all ranks train, or none
-    if trainable:
-        batch, ref_logprobs = _make_batch(groups, trajectories, config, ref_model, tokenizer, settings)
-        update_metrics = policy_update(
-            trained,
-            optimizer,
-            scheduler,
-            batch,
-            settings,
-            ref_logprobs=ref_logprobs,
-            all_reduce=dist.all_reduce_sum,
-            world_size=dist.world_size,
-        )
+    run.sharding.for_update(run.model)
+    update_metrics, moved = _learn(step, run, groups, trajectories, settings)
     _engine_wake_up(engine)
-    sharding.for_generation(model)
+    run.sharding.for_generation(run.model)
     # hf shares the trained model object; vllm gets the new weights, one full tensor at a time
-    if engine.name != "hf" and update_metrics:
-        engine.load_weights(sharding.weights(model))  # LoRA: W + BA under the base model's names
+    if engine.name != "hf" and moved:
+        engine.load_weights(run.sharding.weights(run.model))  # LoRA: W + BA under the base model's names
     training_s = time.perf_counter() - t1
     metrics.update(update_metrics)
-    metrics["lr"] = scheduler.get_last_lr()[0]
+    metrics["lr"] = run.scheduler.get_last_lr()[0]
     metrics["time/training_s"] = training_s
     metrics["time/step_s"] = time.perf_counter() - t0
     metrics["tokens_per_s/generation"] = generated / max(generation_s, 1e-9)
     metrics["tokens_per_s/training"] = sum(len(t.token_ids) for t in trajectories) / max(training_s, 1e-9)
     metrics["batch/trajectories"] = float(len(trajectories))
     metrics = dist.mean_metrics(metrics)
-    if logger is not None and _sample_step(step, config):
-        logger.samples(step, [_sample_row(t) for t in sampled[: config.rollout.group_size]])
+    if run.logger is not None and _sample_step(step, config):
+        run.logger.samples(step, [_sample_row(t) for t in sampled[: config.rollout.group_size]])
     return metrics
+
+
+def _draw_groups(step: int, run: _Run) -> tuple[list[Group], list[Group], FillStats]:
+    """The step's groups (DAPO's dynamic sampling refills them), every group drawn, and the fill statistics."""
+    config, dist = run.config, run.dist
+    algo, r = config.algorithm, config.rollout
+    prompts = _share(r.prompts_per_step, dist)
+    drawn: list[Group] = []
+
+    def draw() -> list[Group]:
+        seed = (config.run.seed * 1_000_003 + step * 101 + len(drawn) // prompts + 1) * 64 + dist.rank
+        groups = _generate_groups(
+            run.suite, run.engine, prompts, r, seed, run.tokenizer, remax=run.family.needs_greedy
+        )
+        drawn.extend(groups)
+        return groups
+
+    if algo.filter_groups:
+        groups, fill = fill_batch(draw, prompts, algo.max_gen_batches, _informative)
+    else:
+        groups = draw()
+        fill = FillStats(1, len(groups), len(groups), True)
+    return groups, drawn, fill
+
+
+def _learn(
+    step: int, run: _Run, groups: list[Group], trajectories: list[Trajectory], settings: UpdateSettings
+) -> tuple[dict[str, float], bool]:
+    """Advantages (the family's; a critic learns here) and the policy update; (metrics, the policy moved)."""
+    config, dist = run.config, run.dist
+    if min(dist.gather_object(len(trajectories))) < config.algorithm.minibatches:  # all ranks train, or none
+        return {}, False
+    scored, ref_logprobs = _make_batch(
+        groups, trajectories, config, run.ref_model, run.tokenizer, settings, dist.device
+    )
+    advantages, metrics = run.family.advantages(scored)
+    batch = scored.batch
+    batch.advantages = advantages.float().to(dist.device)
+    if not run.family.moves_policy(step):
+        return metrics, False
+    metrics.update(
+        policy_update(
+            run.trained,
+            run.optimizer,
+            run.scheduler,
+            batch,
+            settings,
+            ref_logprobs=ref_logprobs,
+            all_reduce=dist.all_reduce_sum,
+            world_size=dist.world_size,
+        )
+    )
+    return metrics, True
 
 
 def _generate_groups(
@@ -495,13 +505,21 @@ def _make_batch(
     ref_model: Any,
     tokenizer: Any,
     settings: UpdateSettings,
-) -> tuple[Any, torch.Tensor | None]:
+    device: torch.device,
+) -> tuple[ScoredBatch, torch.Tensor | None]:
+    """The samples as tensors on `device` (where the policy computes, also with FSDP's CPU offload) with their
+    rewards (and the KL per token when it goes in the reward), and the reference log-probs when there is a KL
+    term."""
     algo = config.algorithm
     rewards = _rewards(trajectories, config)
-    group_ids = torch.tensor([g.key for g in groups for _ in g.trajectories])
     drop = [algo.mask_truncated and _cut_at_length(t) for t in trajectories] if algo.mask_truncated else None
-    pad_id = tokenizer.pad_token_id
-    batch = build_batch(trajectories, torch.zeros(len(trajectories)), pad_id=pad_id, drop=drop)
+    batch = build_batch(
+        trajectories,
+        torch.zeros(len(trajectories)),
+        pad_id=tokenizer.pad_token_id,
+        drop=drop,
+        positive=[t.solved for t in trajectories],
+    ).to(device)
     ref_logprobs = None
     if ref_model is not None:
         with adapters_disabled(ref_model):  # LoRA: the policy itself is the reference, as its base model
@@ -518,25 +536,8 @@ def _make_batch(
         token_kl = kl_penalty(batch.tail(batch.old_logprobs), ref_logprobs, algo.kl_estimator) * batch.tail(
             batch.loss_mask
         )
-    if algo.advantage == "reinforce_pp":
-        mask = token_mask(trajectories)
-        full_kl = None
-        if token_kl is not None:
-            full_kl = torch.zeros_like(mask)
-            full_kl[:, mask.shape[1] - batch.span :] = token_kl
-        batch.advantages = reinforce_pp_advantages(
-            rewards, mask, full_kl, algo.kl_coef if algo.kl_in_reward else 0.0
-        )
-    else:
-        if token_kl is not None:
-            rewards = rewards - algo.kl_coef * token_kl.sum(dim=1)
-        baselines = None
-        if algo.advantage == "remax":
-            baselines = torch.tensor([g.baseline for g in groups for _ in g.trajectories], dtype=torch.float)
-        batch.advantages = group_advantages(rewards, group_ids, algo.advantage, baselines=baselines)
-    return batch.to(
-        next(ref_model.parameters()).device if ref_model is not None else batch.input_ids.device
-    ), ref_logprobs
+    kl_coef = algo.kl_coef if algo.kl_in_reward else 0.0
+    return ScoredBatch(groups, batch, rewards, token_kl, kl_coef), ref_logprobs
 
 
 def _rollout_metrics(
@@ -616,6 +617,25 @@ def _update_settings(config: TrainConfig) -> UpdateSettings:
         engine_correction=a.engine_correction,
         engine_correction_cap=a.engine_correction_cap,
         engine_correction_level=a.engine_correction_level,
+        entropy_coef=a.entropy_coef,
+        positive_nll_coef=a.positive_nll_coef,
+        cov_mode=a.cov_mode,
+        cov=_cov_settings(a),
+    )
+
+
+def _cov_settings(a: Any) -> Any:
+    """Clip-Cov / KL-Cov settings of `algorithm.cov_mode` (None when off)."""
+    if a.cov_mode == "none":
+        return None
+    from rlvr.trainer.losses import CovSettings
+
+    return CovSettings(
+        clip_ratio=a.clip_cov_ratio,
+        clip_lb=a.clip_cov_lb,
+        clip_ub=a.clip_cov_ub,
+        kl_ratio=a.kl_cov_ratio,
+        kl_coef=a.kl_cov_coef,
     )
 
 

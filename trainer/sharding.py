@@ -60,10 +60,32 @@ class Replicated:
         its turn comes, so the extra memory is the largest tensor, not the model (a collective: all ranks call it)."""
         return merged_weights(model)
 
-    def save(self, folder: Path, step: int, model: Any, optimizer: Any, state: dict, **kwargs: Any) -> None:
+    def save(
+        self,
+        folder: Path,
+        step: int,
+        model: Any,
+        optimizer: Any,
+        state: dict,
+        *,
+        extra: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        """Checkpoint `step` (rank 0 writes it); `extra(staging)` adds files to it first, on every rank."""
+        self.staging(folder, step, extra)  # made, with the extra files
         if self.dist.is_main:
-            save_checkpoint(folder, step, model, optimizer, state, **kwargs)
+            save_checkpoint(folder, step, model, optimizer, state, staged=True, **kwargs)
         self.dist.barrier()
+
+    def staging(self, folder: Path, step: int, extra: Any = None) -> Path:
+        """The empty staging folder of checkpoint `step` (made by rank 0, the same path on every rank), with what
+        `extra(staging)` writes into it (e.g. the critic; every rank calls it): it is published with the rest."""
+        staging = staging_folder(folder, step) if self.dist.is_main else None
+        staging = Path(self.dist.gather_object(str(staging))[0])
+        self.dist.barrier()  # the folder exists before any rank writes into it
+        if extra is not None:
+            extra(staging)
+        return staging
 
     def restore(self, checkpoint: Path, model: Any, optimizer: Any) -> None:
         restore_optimizer(checkpoint, optimizer)
@@ -137,14 +159,23 @@ class FullyShard(Replicated):
             module.reshard()
             module.set_reshard_after_forward(module is not model, recurse=False)
 
-    def save(self, folder: Path, step: int, model: Any, optimizer: Any, state: dict, **kwargs: Any) -> None:
+    def save(
+        self,
+        folder: Path,
+        step: int,
+        model: Any,
+        optimizer: Any,
+        state: dict,
+        *,
+        extra: Any = None,
+        **kwargs: Any,
+    ) -> None:
         """The sharded model and optimiser (every rank), then the HF model folder gathered on rank 0."""
         import torch.distributed.checkpoint as dcp
         from torch.distributed.checkpoint.state_dict import get_state_dict
 
         self.for_update(model)  # the state dicts below are of the sharded parameters
-        staging = staging_folder(folder, step) if self.dist.is_main else None
-        staging = Path(self.dist.gather_object(str(staging))[0])
+        staging = self.staging(folder, step, extra)
         model_state, optim_state = get_state_dict(model, optimizer)
         dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=staging / SHARDED)
         full = full_state_dict(model)  # every rank takes part; rank 0 receives it
@@ -175,13 +206,32 @@ class ShardedLoRA(FullyShard):
     stream and final/ are the merged weights, W + scale * B A, gathered one full tensor at a time.
     """
 
-    def save(self, folder: Path, step: int, model: Any, optimizer: Any, state: dict, **kwargs: Any) -> None:
+    def save(
+        self,
+        folder: Path,
+        step: int,
+        model: Any,
+        optimizer: Any,
+        state: dict,
+        *,
+        extra: Any = None,
+        **kwargs: Any,
+    ) -> None:
         self.for_update(model)  # the sharded parameters (their master dtype), not the gathered copies
+        self.staging(folder, step, extra)  # made, with the extra files
         adapter = adapter_state(model)
         moments = gathered_optimizer_state(optimizer)
         if self.dist.is_main:
             save_checkpoint(
-                folder, step, model, None, state, state_dict=adapter, optimizer_state=moments, **kwargs
+                folder,
+                step,
+                model,
+                None,
+                state,
+                state_dict=adapter,
+                optimizer_state=moments,
+                staged=True,
+                **kwargs,
             )
         self.dist.barrier()
         self.for_generation(model)

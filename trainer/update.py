@@ -27,7 +27,14 @@ from torch.utils.checkpoint import checkpoint
 from rlvr.errors import ConfigError
 from rlvr.trainer.batch import PolicyBatch
 from rlvr.trainer.engine_correction import correction_weights
-from rlvr.trainer.losses import aggregate, entropy_from_logits, kl_penalty, policy_loss
+from rlvr.trainer.losses import (
+    aggregate,
+    entropy_bonus,
+    entropy_from_logits,
+    kl_penalty,
+    policy_loss,
+    token_covariance,
+)
 from rlvr.trainer.sharding import same_count
 
 
@@ -55,17 +62,27 @@ class UpdateSettings:
     engine_correction: str = "none"
     engine_correction_cap: float = 2.0
     engine_correction_level: str = "token"
+    entropy_coef: float = 0.0
+    positive_nll_coef: float = 0.0
+    cov_mode: str = "none"
+    cov: Any = None  # losses.CovSettings of cov_mode
 
 
 def token_logprobs(
-    model: Any, batch: PolicyBatch, temperature: float, *, with_entropy: bool = False, chunk: int = 0
+    model: Any,
+    batch: PolicyBatch,
+    temperature: float,
+    *,
+    with_entropy: bool = False,
+    chunk: int = 0,
+    entropy_grad: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
     """log pi(token_t | tokens_<t) of the last `span` columns (B, span), and the entropy there when asked.
 
     Logits are divided by the sampling temperature, so the log-probs are those of the sampling distribution.
     The forward pass skips the columns that are padding in every row; columns left of them get 0. With `chunk`
     > 0 only policy tokens (loss_mask > 0) get values (the others 0), `chunk` tokens at a time (see
-    `_chunked_logprobs`). The entropy carries no gradient.
+    `_chunked_logprobs`). The entropy carries a gradient only with `entropy_grad` (an entropy bonus).
     """
     part = batch.trimmed()  # (B, L') with L' the longest row
     inputs = {
@@ -74,7 +91,9 @@ def token_logprobs(
         "position_ids": (part.attention_mask.cumsum(-1) - 1).clamp(min=0),
     }
     if chunk > 0:
-        logprobs, entropy = _chunked_logprobs(model, part, inputs, temperature, chunk, with_entropy)
+        logprobs, entropy = _chunked_logprobs(
+            model, part, inputs, temperature, chunk, with_entropy, entropy_grad
+        )
     else:
         logits = model(**inputs, logits_to_keep=part.span + 1).logits[:, :-1, :]
         logits = logits.float() / temperature  # (B, span', V): column j predicts the token at L' - span' + j
@@ -82,14 +101,20 @@ def token_logprobs(
         logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets[..., None])[..., 0]
         entropy = None
         if with_entropy:
-            with torch.no_grad():
+            with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
                 entropy = entropy_from_logits(logits)
     dropped = batch.span - part.span  # (B, span') -> (B, span): zeros for the all-padding columns
     return F.pad(logprobs, (dropped, 0)), None if entropy is None else F.pad(entropy, (dropped, 0))
 
 
 def _chunked_logprobs(
-    model: Any, batch: PolicyBatch, inputs: dict[str, Tensor], temperature: float, chunk: int, entropy: bool
+    model: Any,
+    batch: PolicyBatch,
+    inputs: dict[str, Tensor],
+    temperature: float,
+    chunk: int,
+    entropy: bool,
+    entropy_grad: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
     """(B, span) log-probs (and entropy) of the policy tokens, the LM head applied to `chunk` tokens at once.
 
@@ -104,7 +129,7 @@ def _chunked_logprobs(
     states, targets = hidden[valid], batch.tail(batch.input_ids)[valid]  # (N, H), (N,)
     # at least one (maybe empty) chunk, so the head is in the graph even without a policy token (DDP needs it)
     pieces = [
-        _head_chunk(head, states[i : i + chunk], targets[i : i + chunk], temperature, entropy)
+        _head_chunk(head, states[i : i + chunk], targets[i : i + chunk], temperature, entropy, entropy_grad)
         for i in range(0, max(len(targets), 1), chunk)
     ]
     logprobs = hidden.new_zeros(valid.shape, dtype=torch.float32)  # (B, span)
@@ -117,15 +142,21 @@ def _chunked_logprobs(
 
 
 def _head_chunk(
-    head: torch.nn.Module, states: Tensor, targets: Tensor, temperature: float, entropy: bool
+    head: torch.nn.Module,
+    states: Tensor,
+    targets: Tensor,
+    temperature: float,
+    entropy: bool,
+    entropy_grad: bool = False,
 ) -> tuple[Tensor, Tensor | None]:
     """(n,) log pi(target) and entropy of (n, H) final hidden states; backward recomputes the logits."""
 
     def logprobs_of(states: Tensor) -> tuple[Tensor, Tensor | None]:
         logits = head(states).float() / temperature  # (n, V)
         logprobs = torch.log_softmax(logits, dim=-1).gather(-1, targets[:, None])[:, 0]  # (n,)
-        # after the last saved tensor: the recomputation in backward stops before this (checkpoint early stop)
-        with torch.no_grad():
+        # without its gradient the entropy comes after the last saved tensor: the recomputation in backward
+        # stops before it (checkpoint early stop)
+        with torch.set_grad_enabled(entropy_grad and torch.is_grad_enabled()):
             return logprobs, entropy_from_logits(logits) if entropy else None
 
     if not torch.is_grad_enabled():
@@ -266,10 +297,7 @@ def _accumulate(
 
     Returns (3,): policy tokens, padded tokens (rows x longest row, summed over micro-batches), real tokens.
     """
-    counts = all_reduce(
-        torch.tensor([float(len(minibatch)), float(minibatch.tail(minibatch.loss_mask).sum())])
-    )
-    num_sequences, num_tokens = float(counts[0]), max(float(counts[1]), 1.0)
+    counts = all_reduce(_counts(minibatch))  # (3,) over all micro-batches and ranks
     lengths = minibatch.lengths().tolist()
     micro = same_count(micro_batches(lengths, s.micro_batch_size, s.token_budget))  # FSDP: equal on all ranks
     totals = torch.zeros(3, dtype=torch.float64)
@@ -282,8 +310,7 @@ def _accumulate(
                 s,
                 old=None if old is None else old[index],
                 ref=None if ref is None else ref[index],
-                num_sequences=num_sequences,
-                num_tokens=num_tokens,
+                counts=counts,
                 scale=float(world_size),
             )
         for key, value in stats.items():
@@ -297,6 +324,13 @@ def _accumulate(
     return totals
 
 
+def _counts(minibatch: PolicyBatch) -> Tensor:
+    """(3,): sequences, policy tokens, and policy tokens of solved samples (VAPO's NLL) of this rank's rows."""
+    mask = minibatch.tail(minibatch.loss_mask)
+    solved = 0.0 if minibatch.positive is None else float((mask * minibatch.positive[:, None]).sum())
+    return torch.tensor([float(len(minibatch)), float(mask.sum()), solved], dtype=torch.float64)
+
+
 def _micro_step(
     model: Any,
     part: PolicyBatch,
@@ -304,14 +338,46 @@ def _micro_step(
     *,
     old: Tensor | None,
     ref: Tensor | None,
-    num_sequences: float,
-    num_tokens: float,
+    counts: Tensor,
     scale: float,
 ) -> tuple[dict[str, float], dict[str, float], float]:
+    """Forward and backward of one micro-batch; its metrics (means over its policy tokens), timings, tokens.
+
+    `counts` (3,) holds the whole minibatch's sequences, policy tokens and solved samples' policy tokens: the
+    partial losses of the micro-batches then add up to the minibatch's loss (see `aggregate`).
+    """
     started = time.perf_counter()
     logprobs, entropy = token_logprobs(
-        model, part, s.temperature, with_entropy=True, chunk=s.logprob_chunk
+        model, part, s.temperature, with_entropy=True, chunk=s.logprob_chunk, entropy_grad=s.entropy_coef > 0
     )  # (b, span)
+    mask = part.tail(part.loss_mask)  # (b, span)
+    losses, values = _token_losses(logprobs, part, s, old=old, ref=ref)
+    num_tokens = max(float(counts[1]), 1.0)
+    loss = aggregate(
+        losses,
+        mask,
+        s.loss_agg,
+        num_sequences=float(counts[0]),
+        num_tokens=num_tokens,
+        max_length=s.loss_max_length,
+    )
+    loss = loss + _extra_terms(logprobs, entropy, part, s, counts, values)
+    forward_s = time.perf_counter() - started
+    (loss * scale).backward()
+    backward_s = time.perf_counter() - started - forward_s
+    tokens = float(mask.sum())
+    values["loss"] = (
+        float(loss.detach()) * num_tokens / max(tokens, 1.0)
+    )  # the token-weighted mean is the batch loss
+    values["entropy"] = float((entropy.detach() * mask).sum() / max(tokens, 1.0))
+    timings = {"time/forward_s": forward_s, "time/backward_s": backward_s}
+    return values, timings, tokens
+
+
+def _token_losses(
+    logprobs: Tensor, part: PolicyBatch, s: UpdateSettings, *, old: Tensor | None, ref: Tensor | None
+) -> tuple[Tensor, dict[str, float]]:
+    """The token losses (b, span): the policy loss (engine-corrected), plus the KL when it goes in the loss."""
     mask = part.tail(part.loss_mask)  # (b, span)
     advantages = part.advantages if part.advantages.dim() == 1 else part.tail(part.advantages)
     old_logprobs = logprobs.detach() if old is None else old
@@ -324,7 +390,8 @@ def _micro_step(
         clip_high=s.clip_high,
         clip_ratio_c=s.clip_ratio_c,
         ratio_level=s.ratio_level,
-        variant=s.policy_loss,
+        variant=s.policy_loss if s.cov_mode == "none" else s.cov_mode,
+        **({} if s.cov is None else {"cov": s.cov}),
     )
     losses, correction = _engine_corrected(losses, old_logprobs, part.tail(part.old_logprobs), mask, s)
     kl_value = torch.zeros(())
@@ -333,37 +400,44 @@ def _micro_step(
         kl_value = kl.detach().sum() / mask.sum().clamp(min=1)
         if s.kl_in_loss:
             losses = losses + s.kl_coef * kl
-    loss = aggregate(
-        losses,
-        mask,
-        s.loss_agg,
-        num_sequences=num_sequences,
-        num_tokens=num_tokens,
-        max_length=s.loss_max_length,
-    )
-    forward_s = time.perf_counter() - started
-    (loss * scale).backward()
-    backward_s = time.perf_counter() - started - forward_s
-    tokens = float(mask.sum())
     with torch.no_grad():
-        sampled_gap = ((part.tail(part.old_logprobs) - logprobs.detach()).abs() * mask).sum() / max(
-            tokens, 1.0
-        )
+        tokens = float(mask.sum())
+        gap = ((part.tail(part.old_logprobs) - logprobs.detach()).abs() * mask).sum() / max(tokens, 1.0)
         values = {
-            "loss": float(loss)
-            * num_tokens
-            / max(tokens, 1.0),  # so the token-weighted mean is the batch loss
-            "entropy": float((entropy * mask).sum() / max(tokens, 1.0)),
             "kl": float(kl_value),
             "clip/low_frac": float(stats["clip_frac_low"]),
             "clip/high_frac": float(stats["clip_frac_high"]),
             "clip/dual_frac": float(stats["dual_clip_frac"]),
             "ratio/mean": float(stats["ratio_mean"]),
-            "logprob_gap/engine_vs_train": float(sampled_gap),
+            "logprob_gap/engine_vs_train": float(gap),
             **{f"engine_correction/{k}": float(v) for k, v in correction.items()},
+            **{name: float(v) for name, v in token_covariance(logprobs, advantages, mask).items()},
         }
-    timings = {"time/forward_s": forward_s, "time/backward_s": backward_s}
-    return values, timings, tokens
+        if s.cov_mode != "none":
+            values["cov/frac"] = float(stats["cov_frac"])
+    return losses, values
+
+
+def _extra_terms(
+    logprobs: Tensor, entropy: Tensor, part: PolicyBatch, s: UpdateSettings, counts: Tensor, values: dict
+) -> Tensor:
+    """Loss terms beside the policy loss, as partial sums over the minibatch like `aggregate`:
+
+    entropy bonus   - entropy_coef * sum_t H_t / N_tokens                (token mean over policy tokens)
+    positive NLL    + positive_nll_coef * sum_{t of solved} (-log pi_t) / N_solved_tokens   (VAPO)
+    """
+    mask = part.tail(part.loss_mask)  # (b, span)
+    term = logprobs.new_zeros(())
+    if s.entropy_coef > 0:
+        term = term - entropy_bonus(entropy, mask, coef=s.entropy_coef, num_tokens=max(float(counts[1]), 1.0))
+    if s.positive_nll_coef > 0 and part.positive is not None:
+        solved = mask * part.positive[:, None].to(mask.dtype)  # (b, span) policy tokens of solved samples
+        nll = -(logprobs * solved).sum() / max(float(counts[2]), 1.0)
+        term = term + s.positive_nll_coef * nll
+        values["positive_nll"] = (
+            float(nll.detach()) * max(float(counts[2]), 1.0) / max(float(solved.sum()), 1.0)
+        )
+    return term
 
 
 def _engine_corrected(

@@ -58,7 +58,7 @@ def test_remax_without_baselines_is_a_config_error():
         group_advantages(REWARDS, GROUPS, "remax")
 
 
-@pytest.mark.parametrize("estimator", sorted(ESTIMATORS.keys() - {"remax"}))
+@pytest.mark.parametrize("estimator", sorted(ESTIMATORS.keys() - {"remax", "reinforce", "raft"}))
 def test_equal_rewards_give_zero_advantage(estimator):
     adv = group_advantages(torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0]), torch.tensor([0, 0, 0, 1, 1]), estimator)
     assert torch.equal(adv, torch.zeros(5))
@@ -77,7 +77,25 @@ def test_unknown_estimator_lists_the_valid_names():
 
 
 def test_advantage_names():
-    assert set(ADVANTAGE_NAMES) == {"grpo", "dr_grpo", "rloo", "remax", "reinforce_pp", "gpg"}
+    assert set(ADVANTAGE_NAMES) == {
+        "grpo",
+        "dr_grpo",
+        "rloo",
+        "remax",
+        "reinforce_pp",
+        "gpg",
+        "reinforce",
+        "raft",
+        "gae",
+    }
+
+
+def test_reinforce_is_the_reward_and_raft_is_one():
+    # REINFORCE has no baseline: equal rewards keep their value; RAFT weighs every kept sample by 1
+    rewards = torch.tensor([1.0, 1.0, 0.0, 0.5])
+    groups = torch.tensor([0, 0, 1, 1])
+    assert torch.equal(group_advantages(rewards, groups, "reinforce"), rewards)
+    assert torch.equal(group_advantages(rewards, groups, "raft"), torch.ones(4))
 
 
 def test_reinforce_pp_multi_turn_gap_and_kl():

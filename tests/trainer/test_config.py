@@ -62,12 +62,21 @@ def test_yaml_file_and_override(tmp_path):
         (["optimizer.lr=1"], "unknown key 'optimizer'"),
         (["rollout.group_size=0"], "rollout.group_size = 0 is invalid"),
         (["rollout.group_size=four"], "must be of type int"),
-        (["algorithm.preset=ppo"], "unknown algorithm preset 'ppo'"),
+        (["algorithm.preset=trpo"], "unknown algorithm preset 'trpo'"),
         (["algorithm.loss_agg=mean"], "algorithm.loss_agg = 'mean' is invalid"),
         (["algorithm.clip_ratio_c=0.5"], "clip_ratio_c"),
         (["rollout.temperature=0"], "rollout.temperature"),
         (["runsteps=3"], "must look like section.key=value"),
         (["model.dtype=float8"], "model.dtype"),
+        (["algorithm.preset=ppo", "algorithm.lam=1.5"], "algorithm.lam = 1.5 is invalid"),
+        (["algorithm.gamma=0"], "algorithm.gamma = 0.0 is invalid"),
+        (["algorithm.cov_mode=entropy"], "algorithm.cov_mode = 'entropy' is invalid"),
+        (["algorithm.preset=reinforce", "algorithm.cov_mode=clip_cov"], "none unless policy_loss=clip"),
+        (["algorithm.entropy_coef=-0.01"], "algorithm.entropy_coef"),
+        (["critic.lr=0"], "critic.lr = 0.0 is invalid"),
+        (["critic.value_clip=-1"], "critic.value_clip"),
+        (["critic.warmup_steps=-2"], "critic.warmup_steps"),
+        (["critic.model_name=x"], "did you mean 'model'"),
     ],
 )
 def test_bad_values_are_clear_errors(overrides, message):
@@ -107,3 +116,9 @@ def test_rlvr_train_without_a_file_runs_the_packaged_quickstart(capsys):
     assert printed == {**quickstart, "run": {**quickstart["run"], "steps": 3}}
     assert printed["model"]["name"] == "smollm2-135m-instruct"
     assert printed["env"]["suite"] == "rlvr/arithmetic-v0"
+
+
+def test_critic_warmup_comes_from_the_preset_unless_set():
+    assert load_config(None, ["algorithm.preset=vapo"]).critic.warmup_steps == 2
+    assert load_config(None, ["algorithm.preset=ppo"]).critic.warmup_steps == 0
+    assert load_config(None, ["algorithm.preset=vapo", "critic.warmup_steps=0"]).critic.warmup_steps == 0

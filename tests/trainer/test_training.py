@@ -58,7 +58,8 @@ def read_metrics(output_dir: Path) -> list[dict]:
 
 @pytest.mark.parametrize("preset", sorted(PRESETS))
 def test_every_preset_trains(preset, tiny_model_folder, tmp_path):
-    config = tiny_config(tiny_model_folder, tmp_path, f"algorithm.preset={preset}")
+    # vapo's value pretraining would keep the policy still for both steps: tested on its own below
+    config = tiny_config(tiny_model_folder, tmp_path, f"algorithm.preset={preset}", "critic.warmup_steps=0")
     result = train(config)
     metrics = read_metrics(tmp_path)
     assert [m["step"] for m in metrics] == [1, 2]
@@ -89,6 +90,67 @@ def test_every_preset_trains(preset, tiny_model_folder, tmp_path):
     assert changed, f"{preset}: no weight changed"
     assert result.before is not None and result.after is not None
     assert (tmp_path / "samples.jsonl").is_file() and (tmp_path / "summary.json").is_file()
+
+
+def test_vapo_trains_only_the_critic_during_value_pretraining(tiny_model_folder, tmp_path):
+    config = tiny_config(
+        tiny_model_folder,
+        tmp_path,
+        "algorithm.preset=vapo",
+        "run.steps=3",
+        "run.save_every=1",
+        "run.keep_checkpoints=3",
+    )
+    assert config.critic.warmup_steps == 2
+    train(config)
+    metrics = read_metrics(tmp_path)
+    assert ["loss" in m for m in metrics] == [False, False, True]  # the policy update runs from step 3
+    assert all(m["critic/value_loss"] > 0 for m in metrics)
+    start = weights(tiny_model_folder)
+    checkpoints = tmp_path / "checkpoints"
+    step2, step3 = weights(checkpoints / "step-000002"), weights(checkpoints / "step-000003")
+    assert all(torch.equal(start[k], step2[k]) for k in start)
+    assert not all(torch.equal(start[k], step3[k]) for k in start)
+    critic1 = torch.load(checkpoints / "step-000001" / "critic.pt", weights_only=True)["model"]
+    critic2 = torch.load(checkpoints / "step-000002" / "critic.pt", weights_only=True)["model"]
+    assert not all(torch.equal(critic1[k], critic2[k]) for k in critic1)
+
+
+@pytest.mark.parametrize("preset", ["ppo", "raft_pp"])
+def test_resume_of_the_new_families_is_exact(preset, tiny_model_folder, tmp_path):
+    # PPO: the critic's weights and optimiser are in the checkpoint; RAFT++: the selection is deterministic
+    common = (f"algorithm.preset={preset}", "run.save_every=2", "env.eval_tasks=0", "run.keep_checkpoints=4")
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(tiny_config(tiny_model_folder, straight, "run.steps=4", *common))
+    train(tiny_config(tiny_model_folder, split, "run.steps=2", *common))
+    train(tiny_config(tiny_model_folder, split, "run.steps=4", *common), resume=True)
+    a, b = weights(straight / "checkpoints" / "step-000004"), weights(split / "checkpoints" / "step-000004")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+    if preset == "ppo":
+        critic_a = torch.load(straight / "checkpoints" / "step-000004" / "critic.pt", weights_only=True)[
+            "model"
+        ]
+        critic_b = torch.load(split / "checkpoints" / "step-000004" / "critic.pt", weights_only=True)["model"]
+        assert max(float((critic_a[k] - critic_b[k]).abs().max()) for k in critic_a) < 1e-5
+    assert [m["loss"] for m in read_metrics(split)] == pytest.approx(
+        [m["loss"] for m in read_metrics(straight)]
+    )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ("algorithm.entropy_coef=0.01", "algorithm.cov_mode=clip_cov", "algorithm.clip_cov_lb=-100"),
+        ("algorithm.cov_mode=kl_cov", "algorithm.minibatches=2", "algorithm.kl_cov_ratio=0.2"),
+    ],
+    ids=["bonus+clip_cov", "kl_cov"],
+)
+def test_entropy_control_trains_and_logs_the_covariance(extra, tiny_model_folder, tmp_path):
+    train(tiny_config(tiny_model_folder, tmp_path, "run.steps=1", "env.eval_tasks=0", *extra))
+    (m,) = read_metrics(tmp_path)
+    assert m["cov/frac"] > 0  # tokens were detached (Clip-Cov) or penalised (KL-Cov)
+    assert m["entropy/cov_max"] >= m["entropy/cov_top_0.2_mean"] >= m["entropy/cov_mean"]
+    assert math.isfinite(m["loss"]) and m["grad_norm"] > 0
 
 
 def test_no_reference_model_without_kl(tiny_model_folder, tmp_path, monkeypatch):

@@ -1,0 +1,20 @@
+"""The samples of one task in one training step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rlvr.envs.rollout import Trajectory
+
+
+@dataclass
+class Group:
+    """The samples of one task in one step."""
+
+    key: int
+    trajectories: list[Trajectory]
+    baseline: float | None = None  # ReMax: reward of the greedy completion
+
+    @property
+    def accuracies(self) -> list[float]:
+        return [float(t.solved) for t in self.trajectories]
