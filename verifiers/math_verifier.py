@@ -7,7 +7,8 @@ For each (gold, completion):
 3. every distinct boxed answer is checked against the gold (usually just one): the completion is correct only if
    the last one is, and `multiple_answers` if the last is right but another boxed answer is not;
 4. each (gold, answer) pair is decided by, in order: the LRU cache; the multiple-choice rule; the exact fast path
-   for plain numbers; equal normalised spellings; else Math-Verify in the deadline pool.
+   for plain numbers; equal normalised spellings; numeric refutation of clearly different values (`refute.py`);
+   else Math-Verify in the deadline pool.
 
 Identical pairs in a batch are decided once. The pool starts on first use, so answers the fast path decides never
 start a worker process.
