@@ -86,6 +86,18 @@ class Suite:
             draws.append(Draw(env_id, int(self.rng.integers(self.num_tasks(env_id)))))
         return draws
 
+    def set_overrides(self, env_id: str, overrides: dict[str, Any]) -> None:
+        """Replace `env_id`'s `make` overrides (checked), e.g. a level curriculum's next level; its pooled
+        environments are closed and remade on the next use, its task count measured again."""
+        index = next((i for i, e in enumerate(self.entries) if e.id == env_id), None)
+        if index is None:
+            raise ConfigError(f"{env_id!r} is not in this suite ({', '.join(self.ids)})")
+        check_overrides(env_id, overrides)
+        self.entries[index] = SuiteEntry(env_id, self.entries[index].weight, dict(overrides))
+        for env in self._pools.pop(env_id, []):
+            env.close()
+        self._sizes.pop(env_id, None)
+
     def envs(self, env_id: str, count: int) -> list[gym.Env]:
         """`count` distinct environment objects for `env_id`, reused across calls (a pool that only grows)."""
         entry = next((e for e in self.entries if e.id == env_id), None)
