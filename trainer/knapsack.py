@@ -11,9 +11,10 @@ teaches nothing (the formula would give -InfoGain). p_i comes from the task's hi
 its Beta prior), so it is never exactly 0 or 1 there; a p of exactly 0 or 1 has value 0 at every n.
 
 `min_group` may be 0: a candidate given n_i = 0 is not sampled this step, so drawing more candidates than
-prompts_per_step (`candidate_count(..., overprovision > 1)`) lets the knapsack choose which to sample as well as
-how much. With min_group >= 1 every candidate is sampled. Exact solution by dynamic programming over the budget,
-O(candidates * B * (max_group - min_group + 1)) numpy work.
+prompts_per_step (`candidate_count(..., overprovision > 1)`) lets the knapsack choose which to sample as well
+as how much. With min_group >= 1 every candidate is sampled. Exact solution by dynamic programming over the
+budget, O(candidates * B * (max_group - min_group + 1)) numpy work. (The greedy marginal-gain rule is not
+exact here: Value(1, p) = 0, so the gains in n are not decreasing from n = 0.)
 """
 
 from __future__ import annotations
@@ -42,8 +43,8 @@ def _check(pass_rates: Sequence[float], budget: int, min_group: int, max_group: 
     k = len(pass_rates)
     if not 0 <= min_group <= max_group or max_group < 1:
         raise ConfigError(
-            f"rollout.min_group={min_group}, rollout.max_group={max_group}: need 0 <= min_group <= max_group, "
-            "max_group >= 1"
+            f"rollout.min_group={min_group}, rollout.max_group={max_group}: need "
+            "0 <= min_group <= max_group and max_group >= 1"
         )
     if not k * min_group <= budget <= k * max_group:
         raise ConfigError(
@@ -88,14 +89,14 @@ def total_value(pass_rates: Sequence[float], sizes: Sequence[int]) -> float:
 def candidate_count(
     prompts: int, group_size: int, min_group: int, max_group: int, overprovision: float = 1.0
 ) -> int:
-    """How many prompts to draw for a budget of prompts * group_size: ceil(prompts * overprovision), clamped so
-    the allocation is feasible (>= ceil(B / max_group); <= B // min_group when min_group > 0).
+    """Prompts to draw for a budget B = prompts * group_size: ceil(prompts * overprovision), clamped so the
+    allocation is feasible (>= ceil(B / max_group); <= B // min_group when min_group > 0).
 
-    1.0 (the paper's setting): the same prompts as uniform sampling, the budget moved between them. Above 1 with
-    min_group = 0 the knapsack also drops the least valuable candidates (n_i = 0)."""
+    1.0 (the paper's setting): the same prompts as uniform sampling, the budget moved between them. Above 1
+    with min_group = 0 the knapsack also drops the least valuable candidates (n_i = 0)."""
     if prompts < 1 or group_size < 1 or not overprovision >= 1.0:
         raise ConfigError(
-            f"prompts={prompts} and group_size={group_size} must be >= 1 and overprovision={overprovision} >= 1"
+            f"prompts={prompts} and group_size={group_size} must be >= 1, overprovision={overprovision} >= 1"
         )
     budget = prompts * group_size
     low = math.ceil(budget / max(max_group, 1))
@@ -109,5 +110,5 @@ def candidate_count(
 
 
 def group_offsets(sizes: Sequence[int]) -> list[int]:
-    """Start of each group in the flat sample list, plus the end: group i is samples[offsets[i]:offsets[i+1]]."""
+    """Start of each group in the flat sample list, then the end: group i is samples[o[i]:o[i + 1]]."""
     return [0, *np.cumsum(sizes, dtype=np.int64).tolist()]

@@ -1,24 +1,25 @@
 """Which tasks a step trains on (issue 16 items 1-2): SRPO history resampling, a pass-rate curriculum, and a
 level curriculum for procedural environments. Budget allocation per task is in knapsack.py.
 
-`TaskSampler.sample(count, step)` draws like `Suite.sample`: an environment by the suite's weights, then a task
-of it, from the suite's own generator (so `suite_rng` in the checkpoint covers it). With neither option on it
-is draw for draw `Suite.sample`. Then, within the environment:
+`TaskSampler.sample(count, step)` draws like `Suite.sample`: an environment by the suite's weights, then a
+task of it, from the suite's own generator (so `suite_rng` in the checkpoint covers it). With neither option
+on it is draw for draw `Suite.sample`. Then, within the environment:
 
 - History resampling (SRPO, arXiv 2504.14286): a task whose last group came back all correct is *retired*: not
   drawn for `retire_epochs` epochs after that step (0: for good). All-wrong and mixed tasks stay. An epoch of
   environment e is the steps one pass over its tasks takes in expectation:
-  `epoch_steps(e) = ceil(num_tasks(e) / (draws_per_step * P(e)))`, P(e) its suite probability. Steps, not draws,
-  so every rank of a distributed run (each drawing its own share) retires the same tasks.
+  `epoch_steps(e) = ceil(num_tasks(e) / (draws_per_step * P(e)))`, P(e) its suite probability. Steps, not
+  draws, so every rank of a distributed run (each drawing its own share) retires the same tasks.
   If every task of an environment is retired, its draws fall back to uniform over all of its tasks, with one
   warning per environment: the run goes on (its mixture unchanged) rather than stop mid-training.
 - Curriculum (`env.curriculum: pass_rate`): task i is drawn with probability proportional to
-  `max(f(p_i), eps)`, p_i the history's pass rate (task_history.py). Default f (`variance`): p (1 - p), which
-  favours the middle band: 2 p (1 - p) is the chance that two samples of the task disagree, i.e. that its group
-  carries a gradient. Kimi k1.5's prioritised sampling (arXiv 2501.12599, "Sampling strategies") is `kimi`: 1 - p; it puts
-  the most weight on never-solved tasks, whose groups are all wrong (zero advantage), so it is not the default.
-  Unseen tasks all weigh f(prior mean): a draw picks "an unseen task" (then one uniformly, without listing them)
-  or a seen one by weight, so a step costs O(seen tasks), not O(num_tasks).
+  `max(f(p_i), eps)`, p_i the history's pass rate (task_history.py). Default f (`variance`): p (1 - p),
+  which favours the middle band: 2 p (1 - p) is the chance that two samples of the task disagree, i.e. that
+  its group carries a gradient. Kimi k1.5's prioritised sampling (arXiv 2501.12599, "Sampling strategies")
+  is `kimi`: 1 - p; it puts the most weight on never-solved tasks, whose groups are all wrong (zero
+  advantage), so it is not the default. Unseen tasks all weigh f(prior mean): a draw picks "an unseen task"
+  (then one uniformly, without listing them) or a seen one by weight, so a step costs O(seen tasks), not
+  O(num_tasks).
 Both compose: a retired task weighs 0.
 """
 
@@ -56,7 +57,7 @@ def kth_free(k: int, taken: np.ndarray) -> int:
 
 
 class TaskSampler:
-    """Draws tasks of a suite, skipping retired ones and/or weighting by f(pass rate); see the module docstring."""
+    """Draws a suite's tasks, skipping retired ones and/or weighting by f(pass rate) (module docstring)."""
 
     def __init__(
         self,
@@ -93,7 +94,8 @@ class TaskSampler:
     def retired(self, env_id: str, step: int) -> np.ndarray:
         """Sorted indices of `env_id`'s tasks retired at `step` (empty without history resampling).
 
-        Retired: the last group, seen at step s, was all correct, and step <= s + retire_epochs * epoch_steps."""
+        Retired: the last group, seen at step s, was all correct, and
+        step <= s + retire_epochs * epoch_steps."""
         if not self.history_resampling:
             return np.zeros(0, dtype=np.int64)
         solved = self.history.all_correct(env_id)
@@ -168,14 +170,15 @@ class TaskSampler:
         return draw
 
     def metrics(self, step: int) -> dict[str, float]:
-        """`scheduling/retired` (tasks retired now, all environments), `scheduling/fallbacks` (draws so far)."""
+        """`scheduling/retired` (tasks retired now), `scheduling/fallbacks` (draws so far)."""
         retired = sum(len(self.retired(env_id, step)) for env_id in self.suite.ids)
         return {"scheduling/retired": float(retired), "scheduling/fallbacks": float(self.fallbacks)}
 
 
 class LevelCurriculum:
-    """A level for a procedural environment (`rlvr/arithmetic-v0`'s `level` 1-5) that moves up once the mean
-    accuracy of the last `window` samples at the current level reaches `threshold`; the window then restarts."""
+    """A level for a procedural environment (`rlvr/arithmetic-v0`'s `level` 1-5) that moves up once the
+    mean accuracy of the last `window` samples at the current level reaches `threshold`; the window then
+    restarts."""
 
     def __init__(
         self, levels: Iterable[int] = (1, 2, 3, 4, 5), window: int = 64, threshold: float = 0.8
@@ -183,8 +186,8 @@ class LevelCurriculum:
         self.levels = list(levels)
         if not self.levels or window < 1 or not 0.0 < threshold <= 1.0:
             raise ConfigError(
-                f"level curriculum needs levels (got {self.levels}), window >= 1 (got {window}) and a threshold "
-                f"in (0, 1] (got {threshold})"
+                f"level curriculum needs levels (got {self.levels}), window >= 1 (got {window}) and a "
+                f"threshold in (0, 1] (got {threshold})"
             )
         self.window, self.threshold = window, threshold
         self._index = 0

@@ -62,7 +62,7 @@ class TaskHistory:
         self._all_correct: dict[str, dict[int, int]] = {}  # env -> {task index: last step}, for retirement
 
     def observe(self, key: Key, accuracies: Sequence[float], step: int) -> str:
-        """Record one group of `key` (its samples' accuracies in [0, 1]) seen at `step`; returns its outcome."""
+        """Record a group of `key` (its samples' accuracies in [0, 1]) seen at `step`; returns its outcome."""
         env_id, index = key
         accuracies = [float(a) for a in accuracies]
         if not accuracies or any(not 0.0 <= a <= 1.0 for a in accuracies):
@@ -119,7 +119,7 @@ class TaskHistory:
             table.pop(env_id, None)
 
     def pass_rates_histogram(self, bins: int = 10) -> list[int]:
-        """Seen tasks per equal-width bin of [0, 1] of their last group's solved fraction (1.0 in the last bin)."""
+        """Seen tasks per equal-width bin of [0, 1] by their last group's solved fraction (1.0: last bin)."""
         if bins < 1:
             raise ConfigError(f"bins must be >= 1, got {bins!r}")
         counts = [0] * bins
@@ -139,7 +139,8 @@ class TaskHistory:
     def state_dict(self) -> dict[str, Any]:
         """JSON-able: {"version": 1, "prior_strength": k, "fields": [TaskRecord field names],
         "records": {env_id: {"index": [...], field: [...], ...}}, "last_totals": {env_id: [solved, samples]}}
-        (one column per field; the running totals as summed, so a resumed prior is the same to the last bit)."""
+        (one column per field; the running totals as summed, so a resumed prior is the same to the last
+        bit)."""
         names = [f.name for f in fields(TaskRecord)]
         records = {}
         for env_id, table in self._records.items():

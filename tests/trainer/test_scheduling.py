@@ -1,4 +1,4 @@
-"""Data scheduling (issue 16 items 1-3): task history, history resampling, the curricula, knapsack allocation."""
+"""Data scheduling (issue 16 items 1-3): task history, history resampling, curricula, knapsack allocation."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ def _suite(size: int, seed: int = 0, **overrides: object) -> Suite:
     return Suite([SuiteEntry(ARITH, 1.0, {"size": size, **overrides})], seed=seed)
 
 
-# --- task history ---------------------------------------------------------------------------------------------
+# --- task history -------------------------------------------------------------------------------------------
 
 
 def test_history_records_groups_and_last_outcome() -> None:
@@ -91,7 +91,7 @@ def test_pass_rate_histogram_and_forget() -> None:
     assert h.pass_rates_histogram(2) == [0, 1] and h.pass_rate((ARITH, 0)) == 0.5
 
 
-# --- history resampling ---------------------------------------------------------------------------------------
+# --- history resampling -------------------------------------------------------------------------------------
 
 
 def test_sampler_with_no_option_is_suite_sample() -> None:
@@ -150,7 +150,7 @@ def test_everything_retired_falls_back_to_uniform_with_one_warning() -> None:
         assert {d.task_index for d in first + second} == {0, 1, 2, 3} and sampler.fallbacks == 40
 
 
-# --- pass-rate curriculum -------------------------------------------------------------------------------------
+# --- pass-rate curriculum -----------------------------------------------------------------------------------
 
 
 def test_curriculum_draws_in_proportion_to_f_of_the_pass_rate() -> None:
@@ -170,7 +170,7 @@ def test_curriculum_draws_in_proportion_to_f_of_the_pass_rate() -> None:
 
 
 def test_curriculum_on_a_suite_of_gsm8k_size_never_lists_unseen_tasks() -> None:
-    """7,473 tasks (GSM8K's train split), 3,000 seen (half all wrong, half 4/8): draws in proportion to weight."""
+    """7,473 tasks (GSM8K's train split), 3,000 seen (half all wrong, half 4/8): draws follow the weights."""
     suite, history = _suite(7473, seed=1), TaskHistory()
     rng = np.random.default_rng(0)
     seen = rng.choice(7473, size=3000, replace=False)
@@ -198,7 +198,7 @@ def test_sampler_rejects_bad_settings() -> None:
             TaskSampler(suite, TaskHistory(), **kwargs)
 
 
-# --- level curriculum -----------------------------------------------------------------------------------------
+# --- level curriculum ---------------------------------------------------------------------------------------
 
 
 def test_level_curriculum_moves_up_on_the_rolling_accuracy() -> None:
@@ -229,7 +229,7 @@ def test_suite_set_overrides_remakes_the_environment() -> None:
         suite.set_overrides("rlvr/countdown-v0", {})
 
 
-# --- knapsack allocation --------------------------------------------------------------------------------------
+# --- knapsack allocation ------------------------------------------------------------------------------------
 
 
 def test_value_formula() -> None:
@@ -289,7 +289,7 @@ def test_candidate_count_and_offsets() -> None:
 
 
 def test_resumed_sampler_draws_the_same_tasks() -> None:
-    """History state + the suite's generator state (both in the checkpoint) give the same draws after resume."""
+    """History state + the suite's generator state (both in the checkpoint): the same draws after resume."""
     suite, history = _suite(50, seed=4), TaskHistory()
     sampler = TaskSampler(suite, history, history_resampling=True, retire_epochs=1, curriculum="pass_rate")
     for step in range(1, 6):

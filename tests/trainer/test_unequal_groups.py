@@ -6,8 +6,8 @@ Definitions, per group g of size G (a lone sample has no baseline):
               0 when G = 1. ALGORITHMS.md says "std(r)" without saying which; advantages.py documents Bessel.
     dr_grpo   r_i - mean_g
     rloo      r_i - mean_{j != i} r_j; 0 when G = 1
-    gpg       alpha * (r_i - mean_g), alpha = B / B_valid (samples in the batch / samples of groups whose rewards
-              differ); 0 in groups whose rewards are all equal
+    gpg       alpha * (r_i - mean_g), alpha = B / B_valid (samples in the batch / samples of groups whose
+              rewards differ); 0 in groups whose rewards are all equal
     reinforce r_i
     raft      1
 """
