@@ -127,40 +127,15 @@ class HFEngine:
     def _decode(
         self, prompts: list[list[int]], sampling: Sampling, generator: torch.Generator | None
     ) -> list[Completion]:
-        from transformers import DynamicCache
-
         device = self.device
         batch = len(prompts)
-        # A GRPO group repeats one prompt G times: prefill each distinct prompt once, then copy its KV cache rows.
-        distinct: dict[tuple[int, ...], int] = {}
-        source = [distinct.setdefault(tuple(ids), len(distinct)) for ids in prompts]  # row -> distinct prompt
-        unique = [list(ids) for ids in distinct]
-        width = max(len(p) for p in unique)
-        input_ids = torch.full((len(unique), width), self.pad_id, dtype=torch.long, device=device)
-        attention = torch.zeros((len(unique), width), dtype=torch.long, device=device)
-        for row, ids in enumerate(unique):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long, device=device)
-            attention[row, width - len(ids) :] = 1
-        positions = (attention.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
+        logits, attention, positions, cache, padded = self._prefill(prompts)
         eos = torch.tensor(sorted(self.eos_ids), device=device)
         tokens: list[list[int]] = [[] for _ in range(batch)]
         logprobs: list[list[float]] = [[] for _ in range(batch)]
         finish = ["length"] * batch
         cut_text: list[str | None] = [None] * batch
         rows = torch.arange(batch, device=device)  # original row of each live batch row
-        padded = bool((attention == 0).any())  # without padding the mask is all ones: let attention skip it
-        logits = self.model(
-            input_ids=input_ids,
-            attention_mask=attention if padded else None,
-            position_ids=positions,
-            past_key_values=cache,
-            logits_to_keep=1,
-        ).logits[:, -1, :]
-        if len(unique) < batch:
-            expand = torch.tensor(source, device=device)
-            cache.batch_select_indices(expand)
-            logits, attention, positions = logits[expand], attention[expand], positions[expand]
         for step in range(sampling.max_tokens):
             token, token_logprob = _sample(logits.float(), sampling, generator)  # (B,), (B,)
             done = torch.isin(token, eos)
@@ -197,6 +172,43 @@ class HFEngine:
                 past_key_values=cache,
             ).logits[:, -1, :]
         return [self._completion(tokens[i], logprobs[i], finish[i], cut_text[i]) for i in range(batch)]
+
+    def _prefill(
+        self, prompts: list[list[int]]
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, Any, bool]:
+        """One forward over the distinct prompts (left-padded), its KV cache rows then copied to every row.
+
+        Returns the next-token logits (B, V), attention mask (B, W), position ids (B, W), the cache, and whether
+        any row is padded (without padding the mask is all ones and is not passed: attention can skip it).
+        """
+        from transformers import DynamicCache
+
+        device = self.device
+        # A GRPO group repeats one prompt G times: prefill each distinct prompt once, then copy its KV cache rows.
+        distinct: dict[tuple[int, ...], int] = {}
+        source = [distinct.setdefault(tuple(ids), len(distinct)) for ids in prompts]  # row -> distinct prompt
+        unique = [list(ids) for ids in distinct]
+        width = max(len(p) for p in unique)
+        input_ids = torch.full((len(unique), width), self.pad_id, dtype=torch.long, device=device)
+        attention = torch.zeros((len(unique), width), dtype=torch.long, device=device)
+        for row, ids in enumerate(unique):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long, device=device)
+            attention[row, width - len(ids) :] = 1
+        positions = (attention.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        padded = bool((attention == 0).any())
+        logits = self.model(
+            input_ids=input_ids,
+            attention_mask=attention if padded else None,
+            position_ids=positions,
+            past_key_values=cache,
+            logits_to_keep=1,
+        ).logits[:, -1, :]
+        if len(unique) < len(prompts):
+            expand = torch.tensor(source, device=device)
+            cache.batch_select_indices(expand)
+            logits, attention, positions = logits[expand], attention[expand], positions[expand]
+        return logits, attention, positions, cache, padded
 
     def _stop_cut(self, ids: list[int], stops: Sequence[str]) -> str | None:
         """The text before the first stop string, when the newest token completed one."""
