@@ -70,6 +70,27 @@ class EnvConfig:
     """Held-out tasks evaluated (task indices 0..eval_tasks-1); 0 disables the evaluation."""
     eval_max_tokens: int = 0
     """Token limit of the greedy evaluation (0: rollout.max_tokens)."""
+    stages: list[dict[str, Any]] = field(default_factory=list)
+    """Training in stages (SRPO): [{suite: ID[,ID...], steps: N}, ...], each stage drawing from its own suite for
+    its steps (the last one's steps 0: until the end); empty: `suite` throughout."""
+    history_resampling: bool = False
+    """SRPO history resampling: a task whose last group was all correct leaves the pool (see retire_epochs);
+    all-wrong tasks stay, to be retried."""
+    retire_epochs: int = 0
+    """With history_resampling: epochs a solved task stays out (an epoch: the steps of one expected pass over its
+    environment's tasks); 0: for good."""
+    curriculum: str = "none"
+    """`none` or `pass_rate`: tasks drawn with weights f(p) of their estimated pass rate (curriculum_weight)."""
+    curriculum_weight: str = "variance"
+    """f(p) of the curriculum: `variance` (p (1 - p): favours the middle band, where groups carry a gradient) or
+    `kimi` (1 - p, Kimi k1.5's prioritised sampling)."""
+    level_curriculum: str = ""
+    """An environment of the suite with a `level` (e.g. rlvr/arithmetic-v0): its level starts at 1 and moves up
+    (to 5) when the accuracy of its last `level_window` samples reaches `level_threshold` (empty: off)."""
+    level_window: int = 64
+    """Samples in the rolling accuracy of the level curriculum."""
+    level_threshold: float = 0.8
+    """Rolling accuracy at which the level curriculum moves up a level."""
 
 
 @dataclass
@@ -92,6 +113,22 @@ class RolloutConfig:
     """Rows decoded together by the hf engine."""
     vllm_gpu_memory_utilization: float = 0.3
     """GPU memory fraction vLLM may take when colocated with training."""
+    allocation: str = "uniform"
+    """`uniform` (group_size samples per task) or `knapsack` (Knapsack-RL: the budget prompts_per_step x
+    group_size split over the tasks by their estimated pass rates, group sizes in [min_group, max_group])."""
+    min_group: int = 2
+    """Knapsack: the smallest group (0: a task may get no sample and is dropped for the step)."""
+    max_group: int = 0
+    """Knapsack: the largest group (0: 4 x group_size)."""
+    overprovision: float = 1.0
+    """Knapsack: tasks drawn per step = prompts_per_step x this (1: the same tasks as uniform, the budget moved
+    between them; more, with min_group 0: the knapsack also picks the tasks)."""
+    async_: bool = False
+    """`rollout.async` in a config: one-step-off-policy training, the next step's rollouts generated on a worker
+    thread with its own copy of the policy while this step's update runs (hf engine, sharding none)."""
+    async_staleness: int = 1
+    """With async: 1, step t+1 samples from the weights before update t (one step off-policy, the ratio uses the
+    behaviour log-probs); 0, the synchronous schedule through the worker (equal to async false)."""
 
 
 @dataclass
@@ -275,7 +312,11 @@ class TrainConfig:
     """Steps, seeds, outputs, logging."""
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """The config as its file spells it (`rollout.async`, not the attribute `async_`)."""
+        data = dataclasses.asdict(self)
+        for section, values in data.items():
+            data[section] = {public_name(section, k): v for k, v in values.items()}
+        return data
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
@@ -318,6 +359,7 @@ def from_dict(data: dict[str, Any]) -> TrainConfig:
         values = data.get(name) or {}
         if not isinstance(values, dict):
             raise ConfigError(f"section {name!r} must be a mapping, got {values!r}")
+        values = {ALIASES.get(f"{name}.{k}", k): v for k, v in values.items()}  # rollout.async -> async_
         _check_keys(name, values, [g.name for g in fields(cls)])
         parts[name] = cls(**{k: _coerce(cls, k, v) for k, v in values.items()})
     config = TrainConfig(**parts)
@@ -329,7 +371,7 @@ def from_dict(data: dict[str, Any]) -> TrainConfig:
 
 def validate(config: TrainConfig) -> None:
     """Raise ConfigError naming the first invalid value."""
-    r, o, run, m = config.rollout, config.optim, config.run, config.model
+    o, run, m = config.optim, config.run, config.model
     checks = [
         (
             m.dtype in _DTYPES,
@@ -366,12 +408,7 @@ def validate(config: TrainConfig) -> None:
             m.master_dtype,
             "empty or float32 with model.lora_rank > 0 (the frozen base stays in model.dtype, the adapters in float32)",
         ),
-        (r.engine in ("hf", "vllm"), "rollout.engine", r.engine, "hf or vllm"),
-        (r.prompts_per_step >= 1, "rollout.prompts_per_step", r.prompts_per_step, ">= 1"),
-        (r.group_size >= 1, "rollout.group_size", r.group_size, ">= 1"),
-        (r.max_tokens >= 1, "rollout.max_tokens", r.max_tokens, ">= 1"),
-        (r.temperature > 0, "rollout.temperature", r.temperature, "> 0 for training (sampling)"),
-        (0 < r.top_p <= 1, "rollout.top_p", r.top_p, "in (0, 1]"),
+        *_rollout_and_env_checks(config),
         (o.lr > 0, "optim.lr", o.lr, "> 0"),
         (
             o.schedule in ("constant", "linear", "cosine"),
@@ -399,7 +436,87 @@ def validate(config: TrainConfig) -> None:
             raise ConfigError(f"{name} = {value!r} is invalid: expected {expected}")
 
 
+def _rollout_and_env_checks(config: TrainConfig) -> list[tuple[bool, str, Any, str]]:
+    """(ok, name, value, expected) of the rollout section and the data-scheduling fields of env."""
+    r, m = config.rollout, config.model
+    return [
+        (r.engine in ("hf", "vllm"), "rollout.engine", r.engine, "hf or vllm"),
+        (r.allocation in ("uniform", "knapsack"), "rollout.allocation", r.allocation, "uniform or knapsack"),
+        (r.min_group >= 0, "rollout.min_group", r.min_group, ">= 0"),
+        (
+            r.max_group == 0 or r.max_group >= max(r.min_group, 1),
+            "rollout.max_group",
+            r.max_group,
+            ">= min_group (0: 4 x group_size)",
+        ),
+        (r.overprovision >= 1, "rollout.overprovision", r.overprovision, ">= 1"),
+        (r.async_staleness in (0, 1), "rollout.async_staleness", r.async_staleness, "0 or 1"),
+        (
+            not r.async_ or (r.engine == "hf" and m.sharding == "none"),
+            "rollout.async",
+            r.async_,
+            "false unless rollout.engine=hf and model.sharding=none (the worker holds a whole copy of the policy)",
+        ),
+        (config.env.retire_epochs >= 0, "env.retire_epochs", config.env.retire_epochs, ">= 0 (0: for good)"),
+        (
+            config.env.curriculum in ("none", "pass_rate"),
+            "env.curriculum",
+            config.env.curriculum,
+            "none or pass_rate",
+        ),
+        (
+            config.env.curriculum_weight in ("variance", "kimi"),
+            "env.curriculum_weight",
+            config.env.curriculum_weight,
+            "variance or kimi",
+        ),
+        (config.env.level_window >= 1, "env.level_window", config.env.level_window, ">= 1"),
+        (
+            0 < config.env.level_threshold <= 1,
+            "env.level_threshold",
+            config.env.level_threshold,
+            "in (0, 1]",
+        ),
+        (
+            _stages_ok(config.env.stages),
+            "env.stages",
+            config.env.stages,
+            "a list of {suite: ID, steps: N >= 0}",
+        ),
+        (r.prompts_per_step >= 1, "rollout.prompts_per_step", r.prompts_per_step, ">= 1"),
+        (r.group_size >= 1, "rollout.group_size", r.group_size, ">= 1"),
+        (r.max_tokens >= 1, "rollout.max_tokens", r.max_tokens, ">= 1"),
+        (r.temperature > 0, "rollout.temperature", r.temperature, "> 0 for training (sampling)"),
+        (0 < r.top_p <= 1, "rollout.top_p", r.top_p, "in (0, 1]"),
+    ]
+
+
 _DTYPES = ("float32", "bfloat16", "float16")
+
+ALIASES = {"rollout.async": "async_"}
+"""Config keys that are Python keywords, and the attribute that holds each."""
+
+
+def public_name(section: str, attribute: str) -> str:
+    """The key a config file uses for `section.attribute` (`async` for `async_`)."""
+    for key, held_by in ALIASES.items():
+        key_section, name = key.split(".", 1)
+        if key_section == section and held_by == attribute:
+            return name
+    return attribute
+
+
+def _stages_ok(stages: Any) -> bool:
+    """`env.stages` is a list of {suite: str, steps: int >= 0} mappings."""
+    return isinstance(stages, list) and all(
+        isinstance(s, dict)
+        and set(s) == {"suite", "steps"}
+        and isinstance(s["suite"], str)
+        and isinstance(s["steps"], int)
+        and not isinstance(s["steps"], bool)
+        and s["steps"] >= 0
+        for s in stages
+    )
 
 
 def field_docs(cls: type) -> dict[str, str]:

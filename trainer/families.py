@@ -21,6 +21,7 @@ is a class here and an entry in `FAMILIES`, never a branch in the loop:
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -112,7 +113,7 @@ class Rejection(GroupBaseline):
             if self.keep:
                 solved = solved[: self.keep]
             if solved:
-                kept.append(Group(group.key, solved, group.baseline))
+                kept.append(dataclasses.replace(group, trajectories=solved))
         return kept
 
 

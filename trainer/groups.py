@@ -14,6 +14,7 @@ class Group:
     key: int
     trajectories: list[Trajectory]
     baseline: float | None = None  # ReMax: reward of the greedy completion
+    task: tuple[str, int] = ("", -1)  # (env_id, task_index): its record in the task history
 
     @property
     def accuracies(self) -> list[float]:

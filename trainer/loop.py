@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import itertools
 import json
 import math
 import sys
@@ -26,9 +27,10 @@ import torch
 from rlvr.atomic import write_text_atomic
 from rlvr.envs.rollout import Trajectory, rollout
 from rlvr.envs.splits import warn_benchmark_overlap
-from rlvr.envs.suite import Suite, suite_metrics
+from rlvr.envs.suite import Draw, Suite, suite_metrics
 from rlvr.envs.types import Sampling
 from rlvr.errors import ConfigError
+from rlvr.trainer.async_rollout import RolloutWorker
 from rlvr.trainer.batch import build_batch
 from rlvr.trainer.checkpoint import (
     latest_checkpoint,
@@ -53,8 +55,12 @@ from rlvr.trainer.losses import kl_penalty
 from rlvr.trainer.run_dir import check_output_dir, make_output_dir, start_run
 from rlvr.trainer.run_envs import run_environments
 from rlvr.trainer.sharding import Replicated, make_sharding
+from rlvr.trainer.task_draws import TaskDraws
 from rlvr.trainer.update import UpdateSettings, batch_logprobs, policy_update
 from rlvr.verifiers.length import OverlongConfig, overlong_penalty
+
+PENDING = "pending_rollouts"
+"""rollout.async: the file (per rank) of a checkpoint holding the next step's rollouts, already generated."""
 
 
 @dataclass
@@ -88,6 +94,8 @@ class _Run:
     scheduler: Any
     sharding: Replicated
     family: GroupBaseline
+    tasks: TaskDraws
+    worker: RolloutWorker | None = None  # rollout.async: the next step's rollouts, generated meanwhile
     start_step: int = 0
     evals: list[dict[str, Any]] = field(default_factory=list)
     logger: RunLogger | None = None
@@ -110,6 +118,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         make_output_dir(out)
     dist.barrier()  # every process has checked the folder before the first one writes to it
     run = _setup(config, dist, out, environments, checkpoint)
+    run.worker = _make_worker(run)
     if dist.is_main:
         start_run(out, config.to_dict(), replace=overwrite)
     if saved is not None:
@@ -180,12 +189,13 @@ def _setup(
         weight_decay=config.optim.weight_decay,
     )
     family = _make_family(config, dist, sharding)
+    suite = Suite(environments.entries, seed=config.run.seed * 1000 + dist.rank)
     total_updates = config.run.steps * algo.num_iterations * algo.minibatches
     return _Run(
         config=config,
         dist=dist,
         out=out,
-        suite=Suite(environments.entries, seed=config.run.seed * 1000 + dist.rank),
+        suite=suite,
         eval_env=environments.held_out_id,
         eval_overrides=environments.held_out_overrides,
         tokenizer=tokenizer,
@@ -197,7 +207,23 @@ def _setup(
         scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config, total_updates)),
         sharding=sharding,
         family=family,
+        tasks=TaskDraws.from_config(config, suite, dist.rank, dist.world_size),
     )
+
+
+def _make_worker(run: _Run) -> RolloutWorker | None:
+    """rollout.async: a worker thread with its own hf engine on a copy of the policy (a plain model: LoRA's
+    merged weights are what it receives)."""
+    r = run.config.rollout
+    if not r.async_:
+        return None
+    from rlvr.trainer.engines.hf import HFEngine
+
+    copy_of_policy = copy.deepcopy(run.model)
+    if is_lora(copy_of_policy):
+        copy_of_policy = copy_of_policy.merge_and_unload()
+    engine = HFEngine(copy_of_policy, run.tokenizer, max_batch_size=r.max_batch_size)
+    return RolloutWorker(lambda step: _draw_groups(step, run, engine), engine, staleness=r.async_staleness)
 
 
 def _make_family(config: TrainConfig, dist: Distributed, sharding: Replicated) -> GroupBaseline:
@@ -246,6 +272,12 @@ def _restore(run: _Run, checkpoint: Path, state: dict[str, Any]) -> None:
     rank = run.dist.rank
     run.suite.rng.bit_generator.state = suite_rngs[rank] if rank < len(suite_rngs) else suite_rngs[0]
     set_rng_state(state["rng"])
+    pending = checkpoint / f"{PENDING}-rank{rank}.pt"
+    if run.worker is not None and pending.is_file():  # the step the worker had generated
+        run.worker.restore_pending(torch.load(pending, weights_only=False))
+    if "tasks" in state:  # the task history, the curriculum's level, each stage's draws
+        tasks = state["tasks"]
+        run.tasks.load_state_dict(tasks[rank] if rank < len(tasks) else tasks[0])
     run.start_step, run.evals = state["step"], state.get("evals", [])
 
 
@@ -315,6 +347,7 @@ def _save(run: _Run, step: int) -> None:
         "evals": run.evals,
         "model": run.config.model.name,
         "lora_rank": run.config.model.lora_rank,
+        "tasks": run.dist.gather_object(run.tasks.state_dict()),  # per rank: each has its own draws
     }
     run.sharding.save(
         run.out / "checkpoints",
@@ -324,8 +357,15 @@ def _save(run: _Run, step: int) -> None:
         state,
         tokenizer=run.tokenizer,
         keep=run.config.run.keep_checkpoints,
-        extra=run.family.save,  # PPO/VAPO: the critic, in the same checkpoint folder
+        extra=lambda staging: _save_extra(run, staging),  # in the same checkpoint folder
     )
+
+
+def _save_extra(run: _Run, staging: Path) -> None:
+    """What a family (PPO/VAPO: the critic) and the async worker (the next step's rollouts) add to a checkpoint."""
+    run.family.save(staging)
+    if run.worker is not None:
+        torch.save(run.worker.pending_state(), staging / f"{PENDING}-rank{run.dist.rank}.pt")
 
 
 def _finish(
@@ -349,6 +389,8 @@ def _finish(
         write_text_atomic(run.out / "summary.json", json.dumps(summary, indent=2))
     if run.logger is not None:
         run.logger.close()
+    if run.worker is not None:
+        run.worker.close()
     run.engine.close()
     run.dist.close()
     return history
@@ -358,11 +400,20 @@ def _train_step(step: int, run: _Run, settings: UpdateSettings) -> dict[str, flo
     """One step: sample groups, (the family may select samples), score, update; the step's metrics."""
     config, dist, engine = run.config, run.dist, run.engine
     t0 = time.perf_counter()
-    groups, drawn, fill = _draw_groups(step, run)
+    if run.worker is None:
+        groups, drawn, fill = _draw_groups(step, run, run.engine)
+    else:
+        groups, drawn, fill = _worker_groups(step, run)
     generation_s = time.perf_counter() - t0
+    run.tasks.observe(dist.gather_object([(g.task, g.accuracies) for g in drawn]), step)  # every rank's
+    if run.worker is not None and run.worker.staleness == 1 and step < config.run.steps:
+        run.worker.submit(step + 1, run.sharding.weights(run.model))  # theta_{t-1}, while update t runs
     sampled = [t for g in drawn for t in g.trajectories]
     metrics = _rollout_metrics(sampled, drawn, fill, config)
     metrics["time/generation_s"] = generation_s
+    metrics.update(run.tasks.metrics(step))
+    if run.worker is not None:
+        metrics.update(run.worker.metrics())
     generated = sum(_policy_tokens(t) for t in sampled)
     groups = run.family.select(groups)  # RAFT: the solved samples; the others keep every sample
     trajectories = [t for g in groups for t in g.trajectories]
@@ -390,17 +441,29 @@ def _train_step(step: int, run: _Run, settings: UpdateSettings) -> dict[str, flo
     return metrics
 
 
-def _draw_groups(step: int, run: _Run) -> tuple[list[Group], list[Group], FillStats]:
+def _worker_groups(step: int, run: _Run) -> tuple[list[Group], list[Group], FillStats]:
+    """rollout.async: `step`'s groups from the worker (submitted the step before, or now with staleness 0)."""
+    worker = run.worker
+    if worker.staleness == 0 or worker.pending_step() != step:  # the synchronous schedule, or the first step
+        worker.submit(step, run.sharding.weights(run.model))
+    return worker.result(step)
+
+
+def _draw_groups(step: int, run: _Run, engine: Any) -> tuple[list[Group], list[Group], FillStats]:
     """The step's groups (DAPO's dynamic sampling refills them), every group drawn, and the fill statistics."""
     config, dist = run.config, run.dist
     algo, r = config.algorithm, config.rollout
     prompts = _share(r.prompts_per_step, dist)
     drawn: list[Group] = []
 
+    draws_made = [0]
+
     def draw() -> list[Group]:
-        seed = (config.run.seed * 1_000_003 + step * 101 + len(drawn) // prompts + 1) * 64 + dist.rank
+        draws_made[0] += 1
+        seed = (config.run.seed * 1_000_003 + step * 101 + draws_made[0]) * 64 + dist.rank
+        suite, tasks, sizes = run.tasks.draw(prompts, step)
         groups = _generate_groups(
-            run.suite, run.engine, prompts, r, seed, run.tokenizer, remax=run.family.needs_greedy
+            suite, engine, tasks, sizes, r, seed, run.tokenizer, remax=run.family.needs_greedy
         )
         drawn.extend(groups)
         return groups
@@ -444,10 +507,19 @@ def _learn(
 
 
 def _generate_groups(
-    suite: Suite, engine: Any, prompts: int, r: Any, seed: int, tokenizer: Any, *, remax: bool
+    suite: Suite,
+    engine: Any,
+    draws: list[Draw],
+    sizes: list[int],
+    r: Any,
+    seed: int,
+    tokenizer: Any,
+    *,
+    remax: bool,
 ) -> list[Group]:
-    draws = suite.sample(prompts)
-    expanded = [d for d in draws for _ in range(r.group_size)]
+    """A group of `sizes[i]` samples of each task `draws[i]` (ReMax: with the reward of a greedy one)."""
+    expanded = [d for d, n in zip(draws, sizes, strict=True) for _ in range(n)]
+    ends = list(itertools.accumulate(sizes))
     envs, options = suite.episodes(expanded)
     sampling = Sampling(
         max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k, seed=seed
@@ -456,11 +528,14 @@ def _generate_groups(
         envs,
         engine,
         options=options,
-        groups=[i // r.group_size for i in range(len(expanded))],
+        groups=[i for i, n in enumerate(sizes) for _ in range(n)],
         sampling=sampling,
         tokenizer=tokenizer,
     )
-    groups = [Group(i, trajectories[i * r.group_size : (i + 1) * r.group_size]) for i in range(prompts)]
+    groups = [
+        Group(i, trajectories[end - n : end], task=(d.env_id, d.task_index))
+        for i, (d, n, end) in enumerate(zip(draws, sizes, ends, strict=True))
+    ]
     if remax:
         greedy_envs, greedy_options = suite.episodes(draws)
         greedy = rollout(
@@ -621,6 +696,7 @@ def _update_settings(config: TrainConfig) -> UpdateSettings:
         positive_nll_coef=a.positive_nll_coef,
         cov_mode=a.cov_mode,
         cov=_cov_settings(a),
+        behaviour_old=r.async_ and r.async_staleness > 0,
     )
 
 

@@ -36,6 +36,8 @@ class RunEnvironments:
 def run_environments(env: EnvConfig) -> RunEnvironments:
     """Resolve `module:id` ids, check every override against its environment, pick the held-out split."""
     entries = parse_entries(env.suite, env.overrides)
+    for stage in env.stages:  # each stage's suite is checked now too, before the model loads
+        parse_entries(stage["suite"], env.overrides)
     if not entries:
         raise ConfigError("env.suite lists no environment; e.g. env.suite=rlvr/arithmetic-v0")
     held_out = resolve(env.eval_env) if env.eval_env else entries[0].id

@@ -66,6 +66,7 @@ class UpdateSettings:
     positive_nll_coef: float = 0.0
     cov_mode: str = "none"
     cov: Any = None  # losses.CovSettings of cov_mode
+    behaviour_old: bool = False  # pi_old = the engine's sampling log-probs (rollout.async: stale samples)
 
 
 def token_logprobs(
@@ -235,7 +236,7 @@ def policy_update(
     # compute pi_old once, before the first step.
     several_steps = s.num_iterations * len(minibatches) > 1
     old_all = None
-    if several_steps:
+    if several_steps and not s.behaviour_old:
         old_all = batch_logprobs(
             model,
             batch,
@@ -381,6 +382,8 @@ def _token_losses(
     mask = part.tail(part.loss_mask)  # (b, span)
     advantages = part.advantages if part.advantages.dim() == 1 else part.tail(part.advantages)
     old_logprobs = logprobs.detach() if old is None else old
+    if s.behaviour_old:  # the samples come from an older policy: it is pi_old (rollout.async)
+        old_logprobs = part.tail(part.old_logprobs)
     losses, stats = policy_loss(
         logprobs,
         old_logprobs,

@@ -254,13 +254,13 @@ def test_every_logged_metric_is_documented(tiny_model_folder, tmp_path):
 
 
 def test_every_config_field_is_documented():
-    from rlvr.trainer.config import SECTIONS
+    from rlvr.trainer.config import SECTIONS, public_name
 
     missing = [
-        f"{section}.{name}"
+        f"{section}.{public_name(section, name)}"
         for section, cls in SECTIONS.items()
         for name in cls.__dataclass_fields__
-        if f"| `{name}` |" not in DOCS
+        if f"| `{public_name(section, name)}` |" not in DOCS
     ]
     assert not missing, f"config fields missing from docs/TRAINING.md: {missing}"
 

@@ -1,0 +1,95 @@
+"""Data scheduling in the training loop (trainer/task_draws.py): each option trains a tiny step, logs what it
+does, and resumes exactly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from test_training import read_metrics, tiny_config, weights
+from trainer_envs import PARITY_ID
+
+from rlvr.errors import ConfigError
+from rlvr.trainer.loop import train
+
+OPTIONS = {
+    "history": ("env.history_resampling=true",),
+    "curriculum": ("env.curriculum=pass_rate",),
+    "knapsack": ("rollout.allocation=knapsack", "rollout.min_group=2", "rollout.max_group=6"),
+    "stages": (f"env.stages=[{{suite: {PARITY_ID}, steps: 1}}, {{suite: rlvr/arithmetic-v0, steps: 0}}]",),
+    "level": (
+        "env.suite=rlvr/arithmetic-v0",
+        "env.level_curriculum=rlvr/arithmetic-v0",
+        "env.level_window=4",
+    ),
+}
+
+
+@pytest.mark.parametrize("option", sorted(OPTIONS))
+def test_every_scheduling_option_trains(option, tiny_model_folder, tmp_path):
+    train(tiny_config(tiny_model_folder, tmp_path, "env.eval_tasks=0", *OPTIONS[option]))
+    metrics = read_metrics(tmp_path)
+    assert [m["step"] for m in metrics] == [1, 2]
+    for m in metrics:  # (a tiny random model solves no arithmetic task: no gradient there)
+        assert m["grad_norm"] >= 0 and "history/mixed" in m and "curriculum/pass_rate_hist/0.5" in m
+        assert m["batch/trajectories"] == 8  # the budget: prompts_per_step x group_size
+    if option == "knapsack":
+        assert all(2 <= m["groups/size_mean"] <= m["groups/size_max"] <= 6 for m in metrics)
+    if option == "stages":
+        assert [m["scheduling/stage"] for m in metrics] == [1.0, 2.0]
+        assert f"env/{PARITY_ID}/solved" in metrics[0] and "env/rlvr/arithmetic-v0/solved" in metrics[1]
+    if option == "level":
+        assert metrics[0]["curriculum/level"] == 1.0
+
+
+def test_history_and_knapsack_resume_exactly(tiny_model_folder, tmp_path):
+    # the task history (retired tasks, pass rates for the knapsack) is in the checkpoint
+    common = (
+        "env.history_resampling=true",
+        "rollout.allocation=knapsack",
+        "rollout.max_group=6",
+        f"env.overrides={{{PARITY_ID}: {{size: 4}}}}",  # tasks come back: their pass rates differ
+        "run.save_every=2",
+        "env.eval_tasks=0",
+    )
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train(tiny_config(tiny_model_folder, straight, "run.steps=4", "run.keep_checkpoints=4", *common))
+    train(tiny_config(tiny_model_folder, split, "run.steps=2", *common))
+    train(tiny_config(tiny_model_folder, split, "run.steps=4", *common), resume=True)
+    a, b = weights(straight / "checkpoints" / "step-000004"), weights(split / "checkpoints" / "step-000004")
+    assert max(float((a[k] - b[k]).abs().max()) for k in a) < 1e-5
+    keys = ("groups/size_mean", "groups/size_max", "history/all_correct", "scheduling/retired", "reward/mean")
+    for m_split, m_straight in zip(read_metrics(split), read_metrics(straight), strict=True):
+        assert [m_split[k] for k in keys] == pytest.approx([m_straight[k] for k in keys])
+    assert all(m["batch/trajectories"] == 8 for m in read_metrics(straight))  # the budget, however split
+
+
+@pytest.mark.parametrize(
+    ("override", "message"),
+    [
+        ("rollout.allocation=greedy", "rollout.allocation"),
+        ("env.curriculum=hardest", "env.curriculum"),
+        ("env.stages=[{suite: rlvr/arithmetic-v0}]", "env.stages"),
+        ("env.stages=[{suite: rlvr/nope-v0, steps: 1}]", "nope"),
+        ("env.level_curriculum=rlvr/countdown-v0", "not in the training suite"),
+    ],
+)
+def test_bad_scheduling_settings_are_one_line_errors(override, message, tiny_model_folder, tmp_path):
+    with pytest.raises(ConfigError, match=message):
+        train(tiny_config(tiny_model_folder, tmp_path, override))
+
+
+def test_retired_tasks_leave_the_pool(tiny_model_folder, tmp_path):
+    # a 4-task parity suite: every task solved by all its samples leaves; draws then come from the others
+    train(
+        tiny_config(
+            tiny_model_folder,
+            tmp_path,
+            "env.history_resampling=true",
+            f"env.overrides={{{PARITY_ID}: {{size: 4}}}}",
+            "run.steps=4",
+            "env.eval_tasks=0",
+        )
+    )
+    metrics = read_metrics(tmp_path)
+    assert metrics[-1]["history/all_correct"] >= 0 and metrics[-1]["scheduling/retired"] >= 0
+    assert torch.tensor([m["scheduling/retired"] for m in metrics]).diff().ge(0).all()  # retired for good
