@@ -95,7 +95,7 @@ def base_config() -> dict[str, Any]:
     """The packaged quickstart config as a dict, without its algorithm section."""
     import yaml
 
-    from rlvr.cli_train import default_config_path
+    from rlvr.trainer.config import default_config_path
 
     data = yaml.safe_load(default_config_path().read_text(encoding="utf-8"))
     data.pop("algorithm", None)

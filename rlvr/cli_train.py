@@ -6,7 +6,6 @@ import argparse
 import shlex
 import sys
 import time
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -63,15 +62,10 @@ def _overrides_anywhere(parser: argparse.ArgumentParser) -> None:
     parser.parse_known_args = parse_known_args  # type: ignore[method-assign]
 
 
-def default_config_path() -> Path:
-    """The quickstart config, shipped inside the package (`rlvr train` with no file runs it)."""
-    return Path(str(resources.files("rlvr").joinpath("data/quickstart.yaml")))
-
-
 def _run_train(args: argparse.Namespace) -> int:
     import json
 
-    from rlvr.trainer.config import load_config
+    from rlvr.trainer.config import default_config_path, load_config
     from rlvr.trainer.loop import train
 
     config_path, overrides = args.config, list(args.overrides)

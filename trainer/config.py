@@ -319,6 +319,13 @@ class TrainConfig:
         return data
 
 
+def default_config_path() -> Path:
+    """The quickstart config, shipped inside the package (`rlvr train` with no file runs it)."""
+    from importlib import resources
+
+    return Path(str(resources.files("rlvr").joinpath("data/quickstart.yaml")))
+
+
 def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """The config of a YAML file (or the defaults) with `section.key=value` overrides, validated and resolved."""
     import yaml

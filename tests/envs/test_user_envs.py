@@ -174,7 +174,7 @@ def test_an_installed_plugin_is_found_with_no_flag(plugin_site, tmp_path):
 
 
 def quickstart() -> Path:
-    from rlvr.cli_train import default_config_path
+    from rlvr.trainer.config import default_config_path
 
     return default_config_path()
 

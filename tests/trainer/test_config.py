@@ -7,10 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from rlvr.cli_train import default_config_path
 from rlvr.errors import ConfigError
 from rlvr.trainer.algorithms import PRESETS
-from rlvr.trainer.config import SECTIONS, TrainConfig, field_docs, load_config
+from rlvr.trainer.config import SECTIONS, TrainConfig, default_config_path, field_docs, load_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 
