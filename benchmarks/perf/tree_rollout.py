@@ -10,14 +10,16 @@ samples in one batch (the engine's max_batch_size is raised to fit it):
   independent  `engine.generate(conversations, n=leaves)`: the baseline, `leaves` independent samples per
                prompt (the prompt is prefilled once there too).
 Generated tokens are the tokens the engine decoded: each tree node's tokens once for the tree, every sample's
-tokens for the baseline. Per sample = / the samples returned (every one is finished: EOS or max_tokens). Time per
-sample = wall seconds of the call / samples. A path that stops before the last branch point has no children, so
-the tree can return fewer than `leaves` samples per prompt: the count is printed.
+tokens for the baseline; completion tokens are those the samples hold (a shared prefix once per sample), so
+generated / completion is the tree's saving on its own samples, free of the two sides' different sample lengths.
+Per sample = / the samples returned (every one is finished: EOS or max_tokens). Time per sample = wall seconds of
+the call / samples. A path that stops before the last branch point has no children, so the tree can return fewer
+than `leaves` samples per prompt: the count is printed.
 
-The two sides alternate (tree, independent, tree, ...) `--repeats` times after one untimed warm-up each, with
-seed = repeat index on both sides. Medians are reported with the ratio tree / independent from this same run,
-and the machine's load: CPU seconds all processes used per wall second (2 = two busy cores), this benchmark's
-share, and the load average.
+The two sides alternate (tree, independent, tree, ...) `--repeats` times after one untimed warm-up each (up to one
+segment past the last branch point), with seed = repeat index on both sides. Medians are reported with the ratio
+tree / independent from this same run, and the machine's load: CPU seconds all processes used per wall second
+(2 = two busy cores), this benchmark's share, and the load average.
 
 Run: .venv/bin/python benchmarks/perf/tree_rollout.py [--prompts 4 --roots 2 --branching 2 --depth 2
      --segment-tokens 16 --max-tokens 128 --repeats 2 --threads 2 --device cpu --json-out PATH]
@@ -65,7 +67,8 @@ def tree_side(engine: Any, prompts: list[list[int]], args: argparse.Namespace, s
     )
     seconds = time.perf_counter() - started
     stopped = sum(leaf.completion.finish_reason == "stop" for leaf in leaves)
-    return summary(distinct_tokens(leaves), len(leaves), stopped, seconds)
+    held = sum(len(leaf.completion.token_ids) for leaf in leaves)
+    return summary(distinct_tokens(leaves), held, len(leaves), stopped, seconds)
 
 
 def independent_side(
@@ -78,12 +81,16 @@ def independent_side(
     completions = engine.generate(conversations, sampling, n=leaves_per_prompt(args))
     seconds = time.perf_counter() - started
     stopped = sum(c.finish_reason == "stop" for c in completions)
-    return summary(sum(len(c.token_ids) for c in completions), len(completions), stopped, seconds)
+    held = sum(len(c.token_ids) for c in completions)
+    return summary(held, held, len(completions), stopped, seconds)
 
 
-def summary(tokens: int, samples: int, stopped: int, seconds: float) -> dict[str, float]:
+def summary(tokens: int, held: int, samples: int, stopped: int, seconds: float) -> dict[str, float]:
+    """`tokens`: decoded; `held`: in the samples' completions (shared prefixes counted once per sample)."""
     return {
         "tokens": tokens,
+        "held": held,
+        "decoded_share": tokens / held,
         "samples": samples,
         "stopped": stopped,
         "seconds": seconds,
@@ -106,7 +113,9 @@ def measure(args: argparse.Namespace) -> dict[str, list[dict[str, float]]]:
     engine.max_batch_size = max(engine.max_batch_size, args.prompts * leaves_per_prompt(args))
     conversations = arithmetic_conversations(args.prompts)
     prompts = [engine.prompt_ids(c) for c in conversations]
-    warm = argparse.Namespace(**{**vars(args), "max_tokens": min(8, args.max_tokens)})
+    # the warm-up goes one segment past the last branch point: every row count of the tree's first steps is seen
+    warm_tokens = min(args.max_tokens, args.segment_tokens * (args.depth + 1))
+    warm = argparse.Namespace(**{**vars(args), "max_tokens": warm_tokens})
     (
         tree_side(engine, prompts, warm, seed=-1 % 2**31),
         independent_side(engine, conversations, warm, 2**31 - 1),
@@ -137,15 +146,18 @@ def report(
         f"{args.branching}, depth {args.depth}, segment {args.segment_tokens} tokens), max_tokens {args.max_tokens}, "
         f"{args.device}, {args.threads} threads; medians of {args.repeats}\n"
     )
-    print("| side | samples | ended on EOS | generated tokens / sample | seconds / sample |")
-    print("|---|---|---|---|---|")
+    print(
+        "| side | samples | ended on EOS | completion tokens / sample | generated tokens / sample | "
+        "generated / completion | seconds / sample |"
+    )
+    print("|---|---|---|---|---|---|---|")
     for name, row in (("tree", tree), ("independent", independent)):
         print(
-            f"| {name} | {row['samples']:.0f} | {row['stopped']:.0f} | {row['tokens_per_sample']:.1f} | "
-            f"{row['seconds_per_sample']:.3f} |"
+            f"| {name} | {row['samples']:.0f} | {row['stopped']:.0f} | {row['held'] / row['samples']:.1f} | "
+            f"{row['tokens_per_sample']:.1f} | {row['decoded_share']:.2f} | {row['seconds_per_sample']:.3f} |"
         )
     print(
-        f"| tree / independent | | | {tree['tokens_per_sample'] / independent['tokens_per_sample']:.2f}x | "
+        f"| tree / independent | | | | {tree['tokens_per_sample'] / independent['tokens_per_sample']:.2f}x | | "
         f"{tree['seconds_per_sample'] / independent['seconds_per_sample']:.2f}x |"
     )
     print(
