@@ -62,12 +62,14 @@ def node_advantages(leaf: Tensor, samples: Sequence[TreeSample]) -> dict[int, fl
     return {node: float(leaf[list(leaves)].double().mean()) for node, leaves in members.items()}
 
 
-def owners(samples: Sequence[TreeSample]) -> dict[int, int]:
-    """The leaf (index) whose row trains each node: the first leaf through the node."""
+def owners(samples: Sequence[TreeSample], skip: Sequence[bool] | None = None) -> dict[int, int]:
+    """The leaf (index) whose row trains each node: the first leaf through the node, passing over the rows with
+    `skip[i]` (rows whose loss mask `build_batch` zeroes: overlong filtering); a node only they hold is not trained."""
     owner: dict[int, int] = {}
     for i, sample in enumerate(samples):
-        for node in sample.path:
-            owner.setdefault(node, i)
+        if skip is None or not skip[i]:
+            for node in sample.path:
+                owner.setdefault(node, i)
     return owner
 
 
@@ -83,12 +85,14 @@ def tree_token_advantages(
     rewards: Tensor,
     *,
     whiten: bool = True,
+    skip: Sequence[bool] | None = None,
     all_reduce: Callable[[Tensor], Tensor] = lambda t: t,
 ) -> TreeAdvantages:
     """Token advantages (B, L) and the train-once mask (B, L) of single-turn tree trajectories.
 
     `samples[b]` is the leaf of `trajectories[b]` (its completion ends the row); `rewards` (B,) the returns. Rows
-    are left-padded like `batch.token_mask`. `all_reduce` sums over ranks, for the whitening (gae.whiten).
+    are left-padded like `batch.token_mask`. `skip` as in `owners` (pass build_batch's `drop`). `all_reduce` sums
+    over ranks, for the whitening (gae.whiten).
     """
     if len(trajectories) != len(samples) or rewards.shape != (len(samples),):
         raise ValueError(
@@ -97,7 +101,7 @@ def tree_token_advantages(
         )
     width = max(len(t.token_ids) for t in trajectories)
     node_value = node_advantages(leaf_advantages(rewards, samples), samples)
-    owner = owners(samples)
+    owner = owners(samples, skip)
     advantages = torch.zeros((len(samples), width))
     mask = torch.zeros((len(samples), width))
     for row, (trajectory, sample) in enumerate(zip(trajectories, samples, strict=True)):
@@ -109,7 +113,7 @@ def tree_token_advantages(
             )
         first = width - len(ids)  # column of the completion's first token
         for node, start, end in sample.spans():
-            if owner[node] == row:
+            if owner.get(node) == row:
                 mask[row, first + start : first + end] = 1.0
                 advantages[row, first + start : first + end] = node_value[node]
     if whiten:
@@ -117,16 +121,19 @@ def tree_token_advantages(
     return TreeAdvantages(advantages * mask, mask)
 
 
-def train_once(trajectories: Sequence[Trajectory], samples: Sequence[TreeSample]) -> list[Trajectory]:
+def train_once(
+    trajectories: Sequence[Trajectory], samples: Sequence[TreeSample], skip: Sequence[bool] | None = None
+) -> list[Trajectory]:
     """Copies of the trajectories whose `mask` is 0 on the tokens another row trains (each tree token once):
-    `build_batch` then gives the train-once loss mask, and `token_mask` the same mask as `tree_token_advantages`."""
-    owner = owners(samples)
+    `build_batch` then gives the train-once loss mask, and `token_mask` the same mask as `tree_token_advantages`
+    (with the same `skip`)."""
+    owner = owners(samples, skip)
     out = []
     for row, (trajectory, sample) in enumerate(zip(trajectories, samples, strict=True)):
         mask = list(trajectory.mask)
         first = len(mask) - len(sample.completion.token_ids or ())
         for node, start, end in sample.spans():
-            if owner[node] != row:
+            if owner.get(node) != row:
                 mask[first + start : first + end] = [0] * (end - start)
         out.append(replace(trajectory, mask=mask))
     return out

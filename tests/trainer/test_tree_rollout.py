@@ -220,6 +220,19 @@ def test_advantages_hand_case_early_stop_and_lone_leaf() -> None:
     assert out.mask.sum().item() == distinct_tokens(leaves) == 7  # n0 2 + n1 2 + n3 1 + n4 1 + n2 1
     assert out.mask[2].tolist() == [0, 0, 0, 0, 0, 0, 0, 1]  # c is left-padded by 2; n0 is trained in a's row
     assert out.advantages[2, 7].item() == pytest.approx(1 / 3)
+    dropped = tree_token_advantages(
+        trajectories_of(leaves), leaves, rewards, whiten=False, skip=[True, False, False]
+    )
+    assert dropped.mask[0].sum() == 0 and dropped.mask[1].tolist() == [
+        0,
+        0,
+        0,
+        1,
+        1,
+        1,
+        1,
+        1,
+    ]  # b takes n0, n1
     lone = hand_tree({"a": ((0, 1), [1, 2, 3])})  # a prompt with one leaf: no baseline
     assert leaf_advantages(torch.tensor([1.0]), lone).tolist() == [0.0]
 
