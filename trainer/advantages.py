@@ -104,7 +104,7 @@ ESTIMATORS: dict[str, Estimator] = {
     "raft": _raft,
 }
 
-ADVANTAGE_NAMES: tuple[str, ...] = (*ESTIMATORS, "reinforce_pp", "gae")
+ADVANTAGE_NAMES: tuple[str, ...] = (*ESTIMATORS, "reinforce_pp", "gae", "treepo")
 
 
 def group_advantages(

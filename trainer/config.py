@@ -123,6 +123,10 @@ class RolloutConfig:
     overprovision: float = 1.0
     """Knapsack: tasks drawn per step = prompts_per_step x this (1: the same tasks as uniform, the budget moved
     between them; more, with min_group 0: the knapsack also picks the tasks)."""
+    tree: dict[str, int] = field(default_factory=dict)
+    """TreePO tree rollouts, {segment_tokens: S, branching: b, depth: d} (empty: off): each group is a tree whose
+    paths branch into b continuations after each of the first d segments of S tokens, so samples share their
+    prefixes (decoded once); needs algorithm.advantage=treepo, the hf engine and single-turn environments."""
     async_: bool = False
     """`rollout.async` in a config: one-step-off-policy training, the next step's rollouts generated on a worker
     thread with its own copy of the policy while this step's update runs (hf engine, sharding none)."""
@@ -138,7 +142,8 @@ class AlgorithmConfig:
     defaults of the fields below (docs/TRAINING.md, "Algorithm families")."""
     advantage: str | None = None
     """Advantage estimator: grpo, dr_grpo, rloo, remax, gpg, reinforce (A = r), reinforce_pp, gae (PPO/VAPO:
-    a learned critic, see the `critic` section) or raft (A = 1 on the kept correct samples)."""
+    a learned critic, see the `critic` section), raft (A = 1 on the kept correct samples) or treepo (subtree
+    baselines of rollout.tree)."""
     policy_loss: str | None = None
     """`clip` (the clipped surrogate of PPO/GRPO), `pg` (-A log pi: no ratio, no clip; REINFORCE, RAFT's NLL),
     `gpg` (the same loss, GPG's name for it)."""
@@ -459,6 +464,24 @@ def _rollout_and_env_checks(config: TrainConfig) -> list[tuple[bool, str, Any, s
         (r.overprovision >= 1, "rollout.overprovision", r.overprovision, ">= 1"),
         (r.async_staleness in (0, 1), "rollout.async_staleness", r.async_staleness, "0 or 1"),
         (
+            _tree_ok(r),
+            "rollout.tree",
+            r.tree,
+            "{segment_tokens, branching, depth} >= 1 each, group_size a multiple of branching^depth, engine hf",
+        ),
+        (
+            bool(r.tree) == (config.algorithm.advantage == "treepo"),
+            "rollout.tree",
+            r.tree,
+            "set together with algorithm.advantage=treepo (the tree's subtree baselines need the tree)",
+        ),
+        (
+            not r.tree or r.allocation == "uniform",
+            "rollout.allocation",
+            r.allocation,
+            "uniform with rollout.tree",
+        ),
+        (
             not r.async_ or (r.engine == "hf" and m.sharding == "none"),
             "rollout.async",
             r.async_,
@@ -511,6 +534,20 @@ def public_name(section: str, attribute: str) -> str:
         if key_section == section and held_by == attribute:
             return name
     return attribute
+
+
+def _tree_ok(r: Any) -> bool:
+    """`rollout.tree` is empty, or {segment_tokens, branching, depth} of ints >= 1 with the hf engine."""
+    keys = {"segment_tokens", "branching", "depth"}
+    if not r.tree:
+        return True
+    return (
+        isinstance(r.tree, dict)
+        and set(r.tree) == keys
+        and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in r.tree.values())
+        and r.engine == "hf"
+        and r.group_size % r.tree["branching"] ** r.tree["depth"] == 0  # roots = group_size / b^d
+    )
 
 
 def _stages_ok(stages: Any) -> bool:

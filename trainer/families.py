@@ -160,10 +160,37 @@ class ActorCritic(GroupBaseline):
         self.critic.restore(folder)
 
 
+class TreeBaseline(GroupBaseline):
+    """TreePO (rollout.tree): per-token advantages from subtree baselines, each tree token trained once
+    (trainer/tree_advantages.py): a leaf's A_i is the mean over the sub-groups above it of R_i - mean(group), a
+    node's A(n) the mean of its leaves'; a shared node's tokens train in one row only (the loss mask of the others
+    is 0 there)."""
+
+    def __init__(self, algo: Any, dist: Any) -> None:
+        super().__init__(algo)
+        self.all_reduce = dist.all_reduce_sum if dist is not None else (lambda t: t)  # whitening over ranks
+
+    def advantages(self, scored: ScoredBatch) -> tuple[Tensor, dict[str, float]]:
+        from rlvr.trainer.tree_advantages import tree_token_advantages
+
+        rewards = scored.rewards
+        if scored.token_kl is not None:
+            rewards = rewards - scored.kl_coef * scored.token_kl.sum(dim=1).to(rewards.device)
+        batch = scored.batch
+        leaves = [leaf for g in scored.groups for leaf in g.tree]
+        skip = (batch.loss_mask.sum(dim=1) == 0).tolist()  # overlong filtering dropped these rows
+        result = tree_token_advantages(
+            scored.trajectories, leaves, rewards, skip=skip, all_reduce=self.all_reduce
+        )
+        batch.loss_mask = batch.loss_mask * result.mask.to(batch.loss_mask)  # each tree token trained once
+        return result.advantages, {"tree/trained_tokens": float(result.mask.sum())}
+
+
 FAMILIES: dict[str, type[GroupBaseline]] = {
     "reinforce_pp": ReinforcePP,
     "gae": ActorCritic,
     "raft": Rejection,
+    "treepo": TreeBaseline,
 }
 """The family of each advantage that is not a plain group baseline."""
 
@@ -173,4 +200,6 @@ def make_family(algo: Any, *, critic: Any = None, dist: Any = None, warmup_steps
     family = FAMILIES.get(algo.advantage, GroupBaseline)
     if family is ActorCritic:
         return ActorCritic(algo, critic, dist, warmup_steps)
+    if family is TreeBaseline:
+        return TreeBaseline(algo, dist)
     return family(algo)

@@ -524,18 +524,17 @@ def _generate_groups(
     sampling = Sampling(
         max_tokens=r.max_tokens, temperature=r.temperature, top_p=r.top_p, top_k=r.top_k, seed=seed
     )
-    trajectories = rollout(
-        envs,
-        engine,
-        options=options,
-        groups=[i for i, n in enumerate(sizes) for _ in range(n)],
-        sampling=sampling,
-        tokenizer=tokenizer,
-    )
-    groups = [
-        Group(i, trajectories[end - n : end], task=(d.env_id, d.task_index))
-        for i, (d, n, end) in enumerate(zip(draws, sizes, ends, strict=True))
-    ]
+    group_ids = [i for i, n in enumerate(sizes) for _ in range(n)]
+    if r.tree:
+        groups = _tree_groups(envs, engine, draws, options, group_ids, sampling, r, tokenizer)
+    else:
+        trajectories = rollout(
+            envs, engine, options=options, groups=group_ids, sampling=sampling, tokenizer=tokenizer
+        )
+        groups = [
+            Group(i, trajectories[end - n : end], task=(d.env_id, d.task_index))
+            for i, (d, n, end) in enumerate(zip(draws, sizes, ends, strict=True))
+        ]
     if remax:
         greedy_envs, greedy_options = suite.episodes(draws)
         greedy = rollout(
@@ -548,6 +547,53 @@ def _generate_groups(
         for group, baseline in zip(groups, greedy, strict=True):
             group.baseline = baseline.reward
     return groups
+
+
+def _tree_groups(
+    envs: list[Any],
+    engine: Any,
+    draws: list[Draw],
+    options: list[Any],
+    group_ids: list[int],
+    sampling: Sampling,
+    r: Any,
+    tokenizer: Any,
+) -> list[Group]:
+    """rollout.tree: one TreePO tree per task (group_size leaves when no path stops before the last branch
+    point; fewer when some do), each leaf an episode; the groups keep each trajectory's leaf."""
+    import functools
+
+    from rlvr.envs.tree_rollout import tree_rollout
+    from rlvr.trainer.engines.tree import TreeShape, generate_tree
+
+    shape = TreeShape.for_group(r.group_size, r.tree["segment_tokens"], r.tree["branching"], r.tree["depth"])
+    sample_tree = functools.partial(
+        generate_tree,
+        engine,
+        roots=shape.roots,
+        segment_tokens=shape.segment_tokens,
+        branching=shape.branching,
+        depth=shape.depth,
+    )
+    out = tree_rollout(
+        envs,
+        sample_tree,
+        leaves=r.group_size,
+        tokenizer=tokenizer,
+        options=options,
+        groups=group_ids,
+        sampling=sampling,
+    )
+    played = list(zip(out.trajectories, out.leaves, strict=True))
+    return [
+        Group(
+            i,
+            [t for t, _ in played if t.group == i],
+            task=(d.env_id, d.task_index),
+            tree=[leaf for t, leaf in played if t.group == i],
+        )
+        for i, d in enumerate(draws)
+    ]
 
 
 def _informative(group: Group) -> bool:

@@ -87,6 +87,7 @@ def test_advantage_names():
         "reinforce",
         "raft",
         "gae",
+        "treepo",
     }
 
 

@@ -21,6 +21,7 @@ OPTIONS = {
         "env.level_curriculum=rlvr/arithmetic-v0",
         "env.level_window=4",
     ),
+    "tree": ("algorithm.advantage=treepo", "rollout.tree={segment_tokens: 2, branching: 2, depth: 1}"),
 }
 
 
@@ -31,7 +32,7 @@ def test_every_scheduling_option_trains(option, tiny_model_folder, tmp_path):
     assert [m["step"] for m in metrics] == [1, 2]
     for m in metrics:  # (a tiny random model solves no arithmetic task: no gradient there)
         assert m["grad_norm"] >= 0 and "history/mixed" in m and "curriculum/pass_rate_hist/0.5" in m
-        assert m["batch/trajectories"] == 8  # the budget: prompts_per_step x group_size
+        assert m["batch/trajectories"] == 8 or option == "tree"  # the budget: prompts_per_step x group_size
     if option == "knapsack":
         assert all(2 <= m["groups/size_mean"] <= m["groups/size_max"] <= 6 for m in metrics)
     if option == "stages":
@@ -39,6 +40,8 @@ def test_every_scheduling_option_trains(option, tiny_model_folder, tmp_path):
         assert f"env/{PARITY_ID}/solved" in metrics[0] and "env/rlvr/arithmetic-v0/solved" in metrics[1]
     if option == "level":
         assert metrics[0]["curriculum/level"] == 1.0
+    if option == "tree":  # a tree of 2 roots x 2 branches per task; shared tokens are trained once
+        assert all(m["batch/trajectories"] <= 8 and m["tree/trained_tokens"] > 0 for m in metrics)
 
 
 def test_history_and_knapsack_resume_exactly(tiny_model_folder, tmp_path):
@@ -71,6 +74,8 @@ def test_history_and_knapsack_resume_exactly(tiny_model_folder, tmp_path):
         ("env.stages=[{suite: rlvr/arithmetic-v0}]", "env.stages"),
         ("env.stages=[{suite: rlvr/nope-v0, steps: 1}]", "nope"),
         ("env.level_curriculum=rlvr/countdown-v0", "not in the training suite"),
+        ("rollout.tree={segment_tokens: 2, branching: 2, depth: 1}", "algorithm.advantage=treepo"),
+        ("rollout.tree={segment_tokens: 2, branching: 3, depth: 1}", "multiple of branching"),
     ],
 )
 def test_bad_scheduling_settings_are_one_line_errors(override, message, tiny_model_folder, tmp_path):
