@@ -92,6 +92,16 @@ class CovSettings:
             raise ConfigError(f"algorithm.kl_cov_coef={self.kl_coef} must be >= 0 (e.g. 1.0)")
 
 
+def _clipped_terms(
+    ratio: Tensor, adv: Tensor, clip_low: float, clip_high: float
+) -> tuple[Tensor, Tensor, dict]:
+    """-rho A and -clip(rho, 1 - clip_low, 1 + clip_high) A, and the tokens each bound acts on."""
+    unclipped = -adv * ratio
+    clipped = -adv * ratio.clamp(1 - clip_low, 1 + clip_high)
+    acted = {"low": (ratio < 1 - clip_low) & (adv < 0), "high": (ratio > 1 + clip_high) & (adv > 0)}
+    return unclipped, clipped, acted
+
+
 def _clip_surrogate(
     ratio: Tensor,
     logprobs: Tensor,
@@ -106,21 +116,14 @@ def _clip_surrogate(
     generator: torch.Generator | None,
 ) -> tuple[Tensor, dict[str, Tensor]]:
     # PPO/GRPO: L = -min(rho A, clip(rho, 1 - clip_low, 1 + clip_high) A); dual clip: L = min(L, -c A) for A < 0
-    unclipped = -adv * ratio
-    clipped = -adv * ratio.clamp(1 - clip_low, 1 + clip_high)
+    unclipped, clipped, acted = _clipped_terms(ratio, adv, clip_low, clip_high)
     loss = torch.maximum(unclipped, clipped)
     dual = torch.zeros_like(adv, dtype=torch.bool)
     if clip_ratio_c is not None:
         bound = -adv * clip_ratio_c  # surrogate >= clip_ratio_c * A when A < 0
         dual = (adv < 0) & (loss > bound)
         loss = torch.where(dual, bound, loss)
-    acted = {
-        "low": (ratio < 1 - clip_low) & (adv < 0),
-        "high": (ratio > 1 + clip_high) & (adv > 0),
-        "dual": dual,
-        "cov": torch.zeros_like(dual),
-    }
-    return loss, acted
+    return loss, {**acted, "dual": dual, "cov": torch.zeros_like(dual)}
 
 
 def _gpg(
@@ -174,8 +177,7 @@ def _clip_cov(
     # verl's quirks, followed: candidates exclude the tokens the PPO clip already stopped (clipped > unclipped);
     # Cov_t and N are those of this call (the micro-batch), and n >= 1 even when r * N < 1; the draw is
     # torch.randperm over the candidates in row-major order, on `generator` (None: torch's global CPU generator).
-    unclipped = -adv * ratio
-    clipped = -adv * ratio.clamp(1 - clip_low, 1 + clip_high)
+    unclipped, clipped, acted = _clipped_terms(ratio, adv, clip_low, clip_high)
     policy = mask > 0
     by_clip = (clipped > unclipped) & policy  # verl's clip_by_origin
     cov_t = _policy_token_cov(logprobs, adv, policy)  # (N,)
@@ -187,13 +189,7 @@ def _clip_cov(
         candidates = candidates[order[:count].to(candidates.device)]
     detached = _at_policy_positions(policy, candidates)  # (B, T)
     loss = torch.where(detached, torch.zeros_like(unclipped), torch.maximum(unclipped, clipped))
-    acted = {
-        "low": (ratio < 1 - clip_low) & (adv < 0),
-        "high": (ratio > 1 + clip_high) & (adv > 0),
-        "dual": torch.zeros_like(detached),
-        "cov": detached,
-    }
-    return loss, acted
+    return loss, {**acted, "dual": torch.zeros_like(detached), "cov": detached}
 
 
 def _kl_cov(
