@@ -8,7 +8,9 @@ Difficulty: `digits` per operand (operands are uniform in [10**(digits-1), 10**d
 `operations` (any of "+-*/"; a division always has an exact integer result other than the trivial
 `x / x`, and where no operand in range divides that exactly the step uses another operation), `terms` (operands in the chain,
 evaluated with the usual precedence: `*` and `/` before `+` and `-`). A `level` preset fills those in; an
-explicit keyword overrides the preset's value:
+explicit keyword overrides the preset's value. `level` may also be a list of levels, a task set of mixed
+difficulty: task `i` takes `level[i % len(level)]` (so any run of len(level) consecutive indices holds each
+level once):
 
     level | digits | operations | terms | example
       1   |   1    | +          |   2   | 7 + 5
@@ -26,8 +28,10 @@ answer is", ####).
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from fractions import Fraction
 from functools import partial
@@ -157,7 +161,7 @@ def _divisors_in_range(value: int, low: int, high: int, factors: list[int], rng:
 
 def arithmetic_tasks(
     *,
-    level: int | None = None,
+    level: int | Sequence[int] | None = None,
     digits: int | None = None,
     operations: str | None = None,
     terms: int | None = None,
@@ -170,10 +174,33 @@ def arithmetic_tasks(
         raise ConfigError(f"split must be one of {SPLITS}, got {split!r}")
     if not isinstance(seed, int):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
-    config = ArithmeticConfig.from_level(level, digits, operations, terms)
     base_seed = seed + (TEST_SEED_OFFSET if split == "test" else 0)
+    if isinstance(level, Sequence) and not isinstance(level, str):
+        return ProceduralSource(
+            _mixed_levels(level, digits, operations, terms, f"s{seed}-{split}"), size=size, seed=base_seed
+        )
+    config = ArithmeticConfig.from_level(level, digits, operations, terms)
     tag = f"{config.signature}-s{seed}-{split}"
     return ProceduralSource(partial(generate_arithmetic, config=config, tag=tag), size=size, seed=base_seed)
+
+
+def _mixed_levels(
+    levels: Sequence[int], digits: int | None, operations: str | None, terms: int | None, suffix: str
+) -> Callable[[random.Random, int], Task]:
+    """The generator of a mixed task set: task `i` is built at `levels[i % len(levels)]`."""
+    if not levels:
+        raise ConfigError("level is an empty list; give a level (1-5) or a list of levels, e.g. [1, 2, 3, 4]")
+    configs = tuple(ArithmeticConfig.from_level(level, digits, operations, terms) for level in levels)
+    return partial(generate_mixed, levels=tuple(levels), configs=configs, suffix=suffix)
+
+
+def generate_mixed(
+    rng: random.Random, index: int, *, levels: tuple[int, ...], configs: tuple[ArithmeticConfig, ...], suffix: str
+) -> Task:
+    """Task `index` of a mixed set, at `levels[index % len(levels)]` (its metadata names the level)."""
+    k = index % len(configs)
+    task = generate_arithmetic(rng, index, config=configs[k], tag=f"{configs[k].signature}-{suffix}")
+    return dataclasses.replace(task, metadata={**task.metadata, "level": levels[k]})
 
 
 def check_integer(gold: int, completion: str) -> Verdict:
@@ -208,7 +235,7 @@ class ArithmeticEnv(SingleTurnEnv):
     def __init__(
         self,
         *,
-        level: int | None = None,
+        level: int | Sequence[int] | None = None,
         digits: int | None = None,
         operations: str | None = None,
         terms: int | None = None,

@@ -122,10 +122,24 @@ def test_explicit_kwargs_override_the_level():
     assert sum("/" in only_division[i].prompt for i in range(200)) > 100
 
 
+def test_a_list_of_levels_mixes_them_by_index():
+    mixed = arithmetic_tasks(level=[1, 4, 3], size=60)
+    for index in range(60):
+        level = [1, 4, 3][index % 3]
+        task, alone = mixed[index], arithmetic_tasks(level=level, size=60)[index]
+        assert task.metadata["level"] == level
+        assert (task.prompt, task.answer) == (alone.prompt, alone.answer)  # the same stream as the level alone
+    assert mixed[0].id != arithmetic_tasks(level=[1, 4, 3], size=60, split="test")[0].id
+    env = ArithmeticEnv(level=[1, 2], size=4, split="test")
+    assert [t.metadata["level"] for t in env.tasks] == [1, 2, 1, 2]
+
+
 @pytest.mark.parametrize(
     "kwargs",
     [
         {"level": 6},
+        {"level": []},
+        {"level": [1, 6]},
         {"digits": 0},
         {"operations": "+^"},
         {"operations": ""},
