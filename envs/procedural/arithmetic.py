@@ -195,7 +195,12 @@ def _mixed_levels(
 
 
 def generate_mixed(
-    rng: random.Random, index: int, *, levels: tuple[int, ...], configs: tuple[ArithmeticConfig, ...], suffix: str
+    rng: random.Random,
+    index: int,
+    *,
+    levels: tuple[int, ...],
+    configs: tuple[ArithmeticConfig, ...],
+    suffix: str,
 ) -> Task:
     """Task `index` of a mixed set, at `levels[index % len(levels)]` (its metadata names the level)."""
     k = index % len(configs)

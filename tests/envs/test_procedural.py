@@ -128,7 +128,8 @@ def test_a_list_of_levels_mixes_them_by_index():
         level = [1, 4, 3][index % 3]
         task, alone = mixed[index], arithmetic_tasks(level=level, size=60)[index]
         assert task.metadata["level"] == level
-        assert (task.prompt, task.answer) == (alone.prompt, alone.answer)  # the same stream as the level alone
+        # the same stream as the level alone
+        assert (task.prompt, task.answer) == (alone.prompt, alone.answer)
     assert mixed[0].id != arithmetic_tasks(level=[1, 4, 3], size=60, split="test")[0].id
     env = ArithmeticEnv(level=[1, 2], size=4, split="test")
     assert [t.metadata["level"] for t in env.tasks] == [1, 2, 1, 2]
