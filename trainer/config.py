@@ -269,6 +269,10 @@ class OptimConfig:
 class RunConfig:
     steps: int = 20
     """Training steps (one step = one batch of prompts x group)."""
+    sample_budget: int = 0
+    """Stop after the step at which the completions sampled so far (all ranks; DAPO's discarded groups included)
+    reach this many, even before `steps` (0: off): runs that sample different numbers per step compare at the
+    same generation budget. A learning-rate schedule still spans `steps`."""
     seed: int = 0
     """Seeds the task draws, sampling and initialisation."""
     output_dir: str = "runs/rlvr"
@@ -435,6 +439,7 @@ def validate(config: TrainConfig) -> None:
         (o.token_budget >= 0, "optim.token_budget", o.token_budget, ">= 0 (0: micro_batch_size rows)"),
         (run.steps >= 1, "run.steps", run.steps, ">= 1"),
         (run.save_every >= 0, "run.save_every", run.save_every, ">= 0"),
+        (run.sample_budget >= 0, "run.sample_budget", run.sample_budget, ">= 0 (0: off)"),
         (
             run.keep_checkpoints >= 1,
             "run.keep_checkpoints",

@@ -1,7 +1,8 @@
 """The training loop: sample tasks -> rollout -> rewards -> advantages -> batch -> update, with checkpoints.
 
-    train(config)  runs `config.run.steps` steps (resuming from the latest checkpoint when asked) and returns
-                   a TrainResult with the held-out greedy accuracy before and after.
+    train(config)  runs `config.run.steps` steps (fewer when `run.sample_budget` is spent first), resuming from
+                   the latest checkpoint when asked, and returns a TrainResult with the held-out greedy accuracy
+                   before and after.
 
 Under `torchrun` each rank draws its own tasks (its share of `prompts_per_step`), generates with its own copy
 of the model, and DDP averages the gradients; metrics are averaged over ranks and rank 0 writes the logs.
@@ -97,6 +98,7 @@ class _Run:
     tasks: TaskDraws
     worker: RolloutWorker | None = None  # rollout.async: the next step's rollouts, generated meanwhile
     start_step: int = 0
+    samples: int = 0  # completions sampled so far, all ranks (run.sample_budget)
     evals: list[dict[str, Any]] = field(default_factory=list)
     logger: RunLogger | None = None
 
@@ -127,10 +129,10 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         run.logger = _make_logger(config, out, run.start_step)
     run.sharding.for_generation(run.model)
     before = _before(run)
-    _train_steps(run)
-    after = _evaluate(run, config.run.steps)
-    history = _finish(run, before, after, started)
-    return TrainResult(out, config.run.steps, before, after, history, time.perf_counter() - started)
+    last = _train_steps(run)
+    after = _evaluate(run, last)
+    history = _finish(run, last, before, after, started)
+    return TrainResult(out, last, before, after, history, time.perf_counter() - started)
 
 
 def _saved_state(checkpoint: Path, config: TrainConfig) -> dict[str, Any]:
@@ -279,6 +281,7 @@ def _restore(run: _Run, checkpoint: Path, state: dict[str, Any]) -> None:
         tasks = state["tasks"]
         run.tasks.load_state_dict(tasks[rank] if rank < len(tasks) else tasks[0])
     run.start_step, run.evals = state["step"], state.get("evals", [])
+    run.samples = state.get("samples", 0)
 
 
 def _make_logger(config: TrainConfig, out: Path, start_step: int) -> RunLogger:
@@ -321,23 +324,36 @@ def _before(run: _Run) -> HeldOutResult | None:
     return None
 
 
-def _train_steps(run: _Run) -> None:
+def _train_steps(run: _Run) -> int:
+    """Train up to `run.steps` steps, or until `run.sample_budget` completions are sampled; the last step."""
     config, dist = run.config, run.dist
     settings = _update_settings(config)
     bar = _progress(config.run.progress and dist.is_main, run.start_step, config.run.steps)
+    last = run.start_step
     for step in range(run.start_step + 1, config.run.steps + 1):
+        if _budget_spent(run):  # resumed after the budget's last step
+            break
         metrics = _train_step(step, run, settings)
+        last, final = step, step == config.run.steps or _budget_spent(run)
         if run.logger is not None:
             run.logger.log(step, metrics)
-        if config.run.eval_every and step % config.run.eval_every == 0 and step != config.run.steps:
+        if config.run.eval_every and step % config.run.eval_every == 0 and not final:
             _evaluate(run, step)
-        if (config.run.save_every and step % config.run.save_every == 0) or step == config.run.steps:
+        if (config.run.save_every and step % config.run.save_every == 0) or final:
             _save(run, step)
         if bar is not None:
             bar.update(1)
             bar.set_postfix(reward=f"{metrics['reward/mean']:.2f}", acc=f"{metrics['accuracy']:.2f}")
+        if final:
+            break
     if bar is not None:
         bar.close()
+    return last
+
+
+def _budget_spent(run: _Run) -> bool:
+    budget = run.config.run.sample_budget
+    return bool(budget) and run.samples >= budget
 
 
 def _save(run: _Run, step: int) -> None:
@@ -345,6 +361,7 @@ def _save(run: _Run, step: int) -> None:
         "scheduler": run.scheduler.state_dict(),
         "suite_rng": run.dist.gather_object(run.suite.rng.bit_generator.state),
         "evals": run.evals,
+        "samples": run.samples,
         "model": run.config.model.name,
         "lora_rank": run.config.model.lora_rank,
         "tasks": run.dist.gather_object(run.tasks.state_dict()),  # per rank: each has its own draws
@@ -369,7 +386,7 @@ def _save_extra(run: _Run, staging: Path) -> None:
 
 
 def _finish(
-    run: _Run, before: HeldOutResult | None, after: HeldOutResult | None, started: float
+    run: _Run, last: int, before: HeldOutResult | None, after: HeldOutResult | None, started: float
 ) -> list[dict[str, Any]]:
     """curves.png, final/ (the last checkpoint's model folder), summary.json; close everything."""
     history = run.logger.history() if run.logger is not None else []
@@ -380,7 +397,8 @@ def _finish(
         if run.config.run.plot and history:
             plot_curves(history, run.out / "curves.png", run.evals)
         summary = {
-            "steps": run.config.run.steps,
+            "steps": last,
+            "samples": run.samples,
             "before": dataclasses.asdict(before) if before else None,
             "after": dataclasses.asdict(after) if after else None,
             "evals": run.evals,
@@ -405,8 +423,11 @@ def _train_step(step: int, run: _Run, settings: UpdateSettings) -> dict[str, flo
     else:
         groups, drawn, fill = _worker_groups(step, run)
     generation_s = time.perf_counter() - t0
-    run.tasks.observe(dist.gather_object([(g.task, g.accuracies) for g in drawn]), step)  # every rank's
-    if run.worker is not None and run.worker.staleness == 1 and step < config.run.steps:
+    drawn_of_ranks = dist.gather_object([(g.task, g.accuracies) for g in drawn])
+    run.tasks.observe(drawn_of_ranks, step)  # every rank's
+    run.samples += sum(len(accuracies) for groups in drawn_of_ranks for _, accuracies in groups)
+    more = step < config.run.steps and not _budget_spent(run)
+    if run.worker is not None and run.worker.staleness == 1 and more:
         run.worker.submit(step + 1, run.sharding.weights(run.model))  # theta_{t-1}, while update t runs
     sampled = [t for g in drawn for t in g.trajectories]
     metrics = _rollout_metrics(sampled, drawn, fill, config)
@@ -436,6 +457,7 @@ def _train_step(step: int, run: _Run, settings: UpdateSettings) -> dict[str, flo
     metrics["tokens_per_s/training"] = sum(len(t.token_ids) for t in trajectories) / max(training_s, 1e-9)
     metrics["batch/trajectories"] = float(len(trajectories))
     metrics = dist.mean_metrics(metrics)
+    metrics["samples/total"] = float(run.samples)  # the same on every rank: not averaged
     if run.logger is not None and _sample_step(step, config):
         run.logger.samples(step, [_sample_row(t) for t in sampled[: config.rollout.group_size]])
     return metrics

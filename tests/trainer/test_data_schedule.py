@@ -98,3 +98,19 @@ def test_retired_tasks_leave_the_pool(tiny_model_folder, tmp_path):
     metrics = read_metrics(tmp_path)
     assert metrics[-1]["history/all_correct"] >= 0 and metrics[-1]["scheduling/retired"] >= 0
     assert torch.tensor([m["scheduling/retired"] for m in metrics]).diff().ge(0).all()  # retired for good
+
+
+def test_sample_budget_stops_the_run_counting_every_generation_batch(tiny_model_folder, tmp_path):
+    # DAPO's dynamic sampling draws 1-2 generation batches of 2 tasks x 4 samples a step; its discards count
+    budget = ("run.steps=6", "run.sample_budget=12", "algorithm.preset=dapo", "algorithm.max_gen_batches=2")
+    config = tiny_config(tiny_model_folder, tmp_path, "env.eval_tasks=0", "run.save_every=0", *budget)
+    result = train(config)
+    metrics = read_metrics(tmp_path)
+    totals = [m["samples/total"] for m in metrics]
+    drawn = [4 * m["groups/drawn"] for m in metrics]
+    assert totals == [sum(drawn[: i + 1]) for i in range(len(drawn))]
+    assert totals[-1] >= 12 and all(total < 12 for total in totals[:-1])
+    assert result.steps == len(metrics) < 6
+    assert (tmp_path / "checkpoints" / f"step-{result.steps:06d}").is_dir()  # the last step is saved
+    again = train(config, resume=True)  # resumed after the budget's last step: nothing more to do
+    assert again.steps == result.steps and read_metrics(tmp_path) == metrics
