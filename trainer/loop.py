@@ -702,6 +702,7 @@ def _rollout_metrics(
         "length/max": float(lengths.max()),
         "length/truncated_frac": float(np.mean([_cut_at_length(t) for t in sampled])),
         "turns/mean": float(np.mean([len(t.turns) for t in sampled])),
+        "tokens/generated": float(sum(_decoded_tokens(g) for g in drawn)),
     }
     for key, value in suite_metrics(sampled).items():
         if "/rewards/" in key or key.endswith(("/solved", "/reward")):
@@ -718,6 +719,14 @@ def _rollout_metrics(
 
 def _policy_tokens(trajectory: Trajectory) -> int:
     return sum(turn.completion.num_tokens or 0 for turn in trajectory.turns)
+
+
+def _decoded_tokens(group: Group) -> int:
+    """Tokens the engine generated for a group: each sample's, or a tree's nodes once each (rollout.tree)."""
+    if group.tree is None:
+        return sum(_policy_tokens(t) for t in group.trajectories)
+    nodes = {(leaf.tree, node): end - start for leaf in group.tree for node, start, end in leaf.spans()}
+    return sum(nodes.values())
 
 
 def _sample_step(step: int, config: TrainConfig) -> bool:

@@ -40,8 +40,12 @@ def test_every_scheduling_option_trains(option, tiny_model_folder, tmp_path):
         assert f"env/{PARITY_ID}/solved" in metrics[0] and "env/rlvr/arithmetic-v0/solved" in metrics[1]
     if option == "level":
         assert metrics[0]["curriculum/level"] == 1.0
+    leaf_tokens = [m["length/mean"] * m["batch/trajectories"] for m in metrics]  # every sample's tokens
     if option == "tree":  # a tree of 2 roots x 2 branches per task; shared tokens are trained once
         assert all(m["batch/trajectories"] <= 8 and m["tree/trained_tokens"] > 0 for m in metrics)
+        assert sum(m["tokens/generated"] for m in metrics) < sum(leaf_tokens)  # a shared prefix decoded once
+    else:
+        assert [m["tokens/generated"] for m in metrics] == pytest.approx(leaf_tokens)
 
 
 def test_history_and_knapsack_resume_exactly(tiny_model_folder, tmp_path):
