@@ -178,6 +178,11 @@ class LoadMeter:
 
 def measure_before(budget: Budget, seed: int = 0, threads: int = 0) -> dict[str, Any]:
     """Held-out greedy accuracy of the starting model, by the function `train()` uses before and after."""
+    return held_out_before(run_config("grpo", seed, budget, Path("unused"), threads), seed, threads)
+
+
+def held_out_before(data: dict[str, Any], seed: int = 0, threads: int = 0) -> dict[str, Any]:
+    """Held-out greedy accuracy of the starting model of the run config `data` (the function `train()` uses)."""
     import torch
 
     from rlvr.trainer.config import from_dict
@@ -186,7 +191,7 @@ def measure_before(budget: Budget, seed: int = 0, threads: int = 0) -> dict[str,
     from rlvr.trainer.evaluate import held_out_accuracy
     from rlvr.trainer.run_envs import run_environments
 
-    config = from_dict(run_config("grpo", seed, budget, Path("unused"), threads))
+    config = from_dict(data)
     if threads:
         torch.set_num_threads(threads)
     torch.manual_seed(seed)  # greedy decoding: the seed must not matter (checked once, docs/ABLATION.md)

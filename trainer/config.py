@@ -272,7 +272,8 @@ class RunConfig:
     sample_budget: int = 0
     """Stop after the step at which the completions sampled so far (all ranks; DAPO's discarded groups included)
     reach this many, even before `steps` (0: off): runs that sample different numbers per step compare at the
-    same generation budget. A learning-rate schedule still spans `steps`."""
+    same generation budget. DAPO's dynamic sampling draws no more batches than the budget has left; a
+    learning-rate schedule still spans `steps`."""
     seed: int = 0
     """Seeds the task draws, sampling and initialisation."""
     output_dir: str = "runs/rlvr"

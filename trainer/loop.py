@@ -356,6 +356,16 @@ def _budget_spent(run: _Run) -> bool:
     return bool(budget) and run.samples >= budget
 
 
+def _gen_batches_left(run: _Run) -> int:
+    """DAPO's generation batches this step: max_gen_batches, fewer where run.sample_budget has less left (>= 1)."""
+    most, budget = run.config.algorithm.max_gen_batches, run.config.run.sample_budget
+    if not budget:
+        return most
+    r = run.config.rollout
+    left = -(-(budget - run.samples) // (r.prompts_per_step * r.group_size))  # ceil: batches of all ranks
+    return max(1, min(most, left))
+
+
 def _save(run: _Run, step: int) -> None:
     state = {
         "scheduler": run.scheduler.state_dict(),
@@ -491,7 +501,7 @@ def _draw_groups(step: int, run: _Run, engine: Any) -> tuple[list[Group], list[G
         return groups
 
     if algo.filter_groups:
-        groups, fill = fill_batch(draw, prompts, algo.max_gen_batches, _informative)
+        groups, fill = fill_batch(draw, prompts, _gen_batches_left(run), _informative)
     else:
         groups = draw()
         fill = FillStats(1, len(groups), len(groups), True)
