@@ -81,6 +81,10 @@ class EnvConfig:
     environment's tasks); 0: for good."""
     curriculum: str = "none"
     """`none` or `pass_rate`: tasks drawn with weights f(p) of their estimated pass rate (curriculum_weight)."""
+    pass_rates: list[str] = field(default_factory=list)
+    """Pre-pass results seeding the pass-rate estimates (curriculum, knapsack, history resampling): `rlvr eval`
+    suite folders (OUT/<suite>) of training environments; each task's samples count as one group seen before
+    step 1 (empty: estimates from training's rollouts only)."""
     curriculum_weight: str = "variance"
     """f(p) of the curriculum: `variance` (p (1 - p): favours the middle band, where groups carry a gradient) or
     `kimi` (1 - p, Kimi k1.5's prioritised sampling)."""
@@ -518,6 +522,13 @@ def _rollout_and_env_checks(config: TrainConfig) -> list[tuple[bool, str, Any, s
             "env.stages",
             config.env.stages,
             "a list of {suite: ID, steps: N >= 0}",
+        ),
+        (
+            isinstance(config.env.pass_rates, list)
+            and all(isinstance(x, str) for x in config.env.pass_rates),
+            "env.pass_rates",
+            config.env.pass_rates,
+            "a list of `rlvr eval` suite folders, e.g. [prepass/rlvr__countdown-v0]",
         ),
         (r.prompts_per_step >= 1, "rollout.prompts_per_step", r.prompts_per_step, ">= 1"),
         (r.group_size >= 1, "rollout.group_size", r.group_size, ">= 1"),

@@ -12,6 +12,7 @@ The pieces, each off by default (then a step draws `prompts` tasks of `env.suite
 - `env.history_resampling` (SRPO): a task whose last group was all correct leaves the pool, for good or for
   `env.retire_epochs` epochs; all-wrong ones stay (scheduling.py).
 - `env.curriculum: pass_rate`: tasks weighted by f(estimated pass rate) (`env.curriculum_weight`).
+- `env.pass_rates`: `rlvr eval` results on training tasks seed the history before step 1 (pass_rate_prepass.py).
 - `env.level_curriculum: ID`: the `level` override of environment ID moves up 1..5 when the rolling accuracy of
   its samples reaches `env.level_threshold` over `env.level_window` samples.
 - `rollout.allocation: knapsack` (Knapsack-RL): the budget prompts x group_size is split over the drawn tasks as
@@ -27,6 +28,7 @@ from typing import Any
 from rlvr.envs.suite import Draw, Suite, parse_entries
 from rlvr.errors import ConfigError
 from rlvr.trainer.knapsack import allocate, candidate_count
+from rlvr.trainer.pass_rate_prepass import read_prepass
 from rlvr.trainer.scheduling import LevelCurriculum, TaskSampler
 from rlvr.trainer.task_history import TaskHistory
 
@@ -41,6 +43,10 @@ class TaskDraws:
         env, r = config.env, config.rollout
         self.stages, self.config, self.world_size = stages, config, world_size
         self.history = TaskHistory()
+        if env.pass_rates:  # a pre-pass: each task's samples are one group seen before step 1
+            splits = {e.id: e.overrides.get("split") for suite, _ in stages for e in suite.entries}
+            for key, accuracies in read_prepass(env.pass_rates, splits).items():
+                self.history.observe(key, accuracies, step=0)
         draws_per_step = r.prompts_per_step
         if r.allocation == "knapsack":
             draws_per_step = world_size * self._candidates(r.prompts_per_step // world_size)

@@ -3,12 +3,14 @@ does, and resumes exactly."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 import torch
 from test_training import read_metrics, tiny_config, weights
 from trainer_envs import PARITY_ID
 
-from rlvr.errors import ConfigError
+from rlvr.errors import ConfigError, DataError
 from rlvr.trainer.loop import train
 
 OPTIONS = {
@@ -118,3 +120,45 @@ def test_sample_budget_stops_the_run_counting_every_generation_batch(tiny_model_
     assert (tmp_path / "checkpoints" / f"step-{result.steps:06d}").is_dir()  # the last step is saved
     again = train(config, resume=True)  # resumed after the budget's last step: nothing more to do
     assert again.steps == result.steps and read_metrics(tmp_path) == metrics
+
+
+def test_a_prepass_of_rlvr_eval_seeds_the_pass_rates(tiny_model_folder, tiny_engine, tmp_path):
+    from rlvr.benchmarks.evaluator import evaluate_suite, settings_for
+    from rlvr.benchmarks.suites import BenchmarkSuite
+
+    suite = BenchmarkSuite("parity", env_id=PARITY_ID, n=4, k=(1,), max_tokens=8, temperature=1.0)
+    settings = settings_for(suite, limit=6)
+    out = tmp_path / "prepass"
+    evaluate_suite(tiny_engine, suite, settings, out, model={"model": "tiny"}, batch_size=8, progress=False)
+    prepass = f"env.pass_rates=[{out / 'parity'}]"
+    common = (
+        "env.eval_tasks=0",
+        "run.steps=1",
+        "env.curriculum=pass_rate",
+        f"env.overrides={{{PARITY_ID}: {{size: 8}}}}",
+    )
+    train(tiny_config(tiny_model_folder, tmp_path / "run", *common, prepass))
+    (first,) = read_metrics(tmp_path / "run")
+    seen = sum(first[f"history/{outcome}"] for outcome in ("all_correct", "all_wrong", "mixed"))
+    assert seen >= 6  # the 6 pre-pass tasks (step 1 alone draws 2)
+    with pytest.raises(ConfigError, match="not in the training suite"):
+        train(
+            tiny_config(
+                tiny_model_folder, tmp_path / "other", *common, "env.suite=rlvr/arithmetic-v0", prepass
+            )
+        )
+    with pytest.raises(DataError, match="rlvr eval"):
+        train(tiny_config(tiny_model_folder, tmp_path / "none", *common, f"env.pass_rates=[{tmp_path}]"))
+    with pytest.raises(ConfigError, match=r"env\.pass_rates"):
+        tiny_config(tiny_model_folder, tmp_path / "str", *common, f"env.pass_rates={out / 'parity'}")
+
+
+def test_a_prepass_of_another_split_is_refused(tmp_path):
+    from rlvr.trainer.pass_rate_prepass import read_prepass
+
+    (tmp_path / "samples.jsonl").write_text("")
+    settings = {"env_id": "rlvr/gsm8k-v0", "env_kwargs": {"split": "test"}}
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
+    with pytest.raises(ConfigError, match="'test' split"):
+        read_prepass([str(tmp_path / "samples.jsonl")], {"rlvr/gsm8k-v0": None})
+    assert read_prepass([str(tmp_path)], {"rlvr/gsm8k-v0": "test"}) == {}
