@@ -57,6 +57,7 @@ from rlvr.trainer.run_dir import check_output_dir, make_output_dir, start_run
 from rlvr.trainer.run_envs import run_environments
 from rlvr.trainer.sharding import Replicated, make_sharding
 from rlvr.trainer.task_draws import TaskDraws
+from rlvr.trainer.tree_advantages import distinct_tokens
 from rlvr.trainer.update import UpdateSettings, batch_logprobs, policy_update
 from rlvr.verifiers.length import OverlongConfig, overlong_penalty
 
@@ -735,8 +736,7 @@ def _decoded_tokens(group: Group) -> int:
     """Tokens the engine generated for a group: each sample's, or a tree's nodes once each (rollout.tree)."""
     if group.tree is None:
         return sum(_policy_tokens(t) for t in group.trajectories)
-    nodes = {(leaf.tree, node): end - start for leaf in group.tree for node, start, end in leaf.spans()}
-    return sum(nodes.values())
+    return distinct_tokens(group.tree)
 
 
 def _sample_step(step: int, config: TrainConfig) -> bool:
