@@ -397,7 +397,7 @@ def _save_extra(run: _Run, staging: Path) -> None:
 
 
 def _finish(
-    run: _Run, last: int, before: HeldOutResult | None, after: HeldOutResult | None, started: float
+    run: _Run, steps: int, before: HeldOutResult | None, after: HeldOutResult | None, started: float
 ) -> list[dict[str, Any]]:
     """curves.png, final/ (the last checkpoint's model folder), summary.json; close everything."""
     history = run.logger.history() if run.logger is not None else []
@@ -408,7 +408,7 @@ def _finish(
         if run.config.run.plot and history:
             plot_curves(history, run.out / "curves.png", run.evals)
         summary = {
-            "steps": last,
+            "steps": steps,
             "samples": run.samples,
             "before": dataclasses.asdict(before) if before else None,
             "after": dataclasses.asdict(after) if after else None,

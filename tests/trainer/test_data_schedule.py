@@ -109,7 +109,9 @@ def test_retired_tasks_leave_the_pool(tiny_model_folder, tmp_path):
 def test_sample_budget_stops_the_run_counting_every_generation_batch(tiny_model_folder, tmp_path):
     # DAPO's dynamic sampling draws 1-2 generation batches of 2 tasks x 4 samples a step; its discards count
     budget = ("run.steps=6", "run.sample_budget=12", "algorithm.preset=dapo", "algorithm.max_gen_batches=2")
-    config = tiny_config(tiny_model_folder, tmp_path, "env.eval_tasks=0", "run.save_every=0", *budget)
+    config = tiny_config(
+        tiny_model_folder, tmp_path, "env.eval_tasks=0", "run.save_every=0", "run.save_model=true", *budget
+    )
     result = train(config)
     metrics = read_metrics(tmp_path)
     totals = [m["samples/total"] for m in metrics]
@@ -118,6 +120,9 @@ def test_sample_budget_stops_the_run_counting_every_generation_batch(tiny_model_
     assert 12 <= totals[-1] < 12 + 8 and all(total < 12 for total in totals[:-1])  # no batch past the budget
     assert result.steps == len(metrics) < 6
     assert (tmp_path / "checkpoints" / f"step-{result.steps:06d}").is_dir()  # the last step is saved
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert (summary["steps"], summary["samples"]) == (result.steps, totals[-1])
+    assert (tmp_path / "final" / "config.json").is_file()
     again = train(config, resume=True)  # resumed after the budget's last step: nothing more to do
     assert again.steps == result.steps and read_metrics(tmp_path) == metrics
 
