@@ -11,9 +11,6 @@ This file is also the worker of the torchrun test: `python test_critic.py worker
 
 from __future__ import annotations
 
-import os
-import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is part of the models extra")
 pytest.importorskip("transformers", reason="transformers is part of the models extra")
+
+from torchrun import finish, start  # noqa: E402
 
 from rlvr.errors import ConfigError  # noqa: E402
 from rlvr.trainer.batch import PolicyBatch  # noqa: E402
@@ -335,15 +334,6 @@ def test_bad_settings_raise_config_errors() -> None:
 WORLD = 2
 STEPS = 2
 TIMEOUT_S = 240
-LAUNCH_ENV = (
-    "RANK",
-    "WORLD_SIZE",
-    "LOCAL_RANK",
-    "LOCAL_WORLD_SIZE",
-    "MASTER_ADDR",
-    "MASTER_PORT",
-    "GROUP_RANK",
-)
 
 
 def run_steps(critic: Critic, batch: PolicyBatch, steps: int, **kwargs: Any) -> list[dict[str, float]]:
@@ -381,27 +371,12 @@ def worker(model_dir: str, out_dir: str) -> None:
 
 
 def test_ddp_and_fsdp_match_one_process(small_llama: str, tmp_path: Path) -> None:
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_ENV}
-    env.update(OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(WORLD)]
-    process = subprocess.Popen(
-        [*command, __file__, "worker", small_llama, str(tmp_path)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    process = start([*command, __file__, "worker", small_llama, str(tmp_path)])
     reference = Critic(load_value_model(small_llama), SETTINGS)  # meanwhile: one process, the whole batch
     expected = run_steps(reference, synthetic_batch(), STEPS)
     state = reference.model.state_dict()
-    try:
-        output, _ = process.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"the torchrun critic worker hung:\n{output[-4000:]}")
-    assert process.returncode == 0, output[-4000:]
+    finish(process, "the torchrun critic worker", TIMEOUT_S)
     record = torch.load(tmp_path / "record.pt", weights_only=False)
     for case in ("ddp", "fsdp"):
         weights, metrics = record[case]

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -29,46 +28,25 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:  # pytest's default import mode has put it there already
     sys.path.insert(0, str(HERE))
 from ddp_worker import CASES, WORLD  # noqa: E402
+from torchrun import finish as wait_for  # noqa: E402
+from torchrun import start  # noqa: E402
 
 WORKER = HERE / "ddp_worker.py"
 TIMEOUT_S = 300
 TOLERANCE = 1e-5
-LAUNCH_ENV = (
-    "RANK",
-    "WORLD_SIZE",
-    "LOCAL_RANK",
-    "LOCAL_WORLD_SIZE",
-    "MASTER_ADDR",
-    "MASTER_PORT",
-    "GROUP_RANK",
-)
 
 
 def launch(mode: str, model_dir: str, out_dir: Path, *, processes: int) -> subprocess.Popen:
     """Start the worker alone (processes=1, no torchrun) or under torchrun with `processes` ranks."""
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_ENV}
-    env.update(OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     prefix = [sys.executable]
     if processes > 1:  # --standalone: a c10d rendezvous on a free port, chosen by torchrun
         prefix += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes)]
     out_dir.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        [*prefix, str(WORKER), mode, model_dir, str(out_dir)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    return start([*prefix, str(WORKER), mode, model_dir, str(out_dir)])
 
 
 def finish(process: subprocess.Popen, what: str) -> None:
-    try:
-        output, _ = process.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        output, _ = process.communicate()
-        pytest.fail(f"{what} did not finish in {TIMEOUT_S} s:\n{output[-4000:]}")
-    assert process.returncode == 0, f"{what} exited with {process.returncode}:\n{output[-4000:]}"
+    wait_for(process, what, TIMEOUT_S)
 
 
 @pytest.fixture(scope="module")

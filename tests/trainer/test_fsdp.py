@@ -10,8 +10,6 @@ so every update case runs in one launch of each kind.
 from __future__ import annotations
 
 import json
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -30,7 +28,8 @@ HERE = Path(__file__).resolve().parent
 if str(HERE) not in sys.path:
     sys.path.insert(0, str(HERE))
 from fsdp_worker import CASES  # noqa: E402
-from test_distributed import LAUNCH_ENV  # noqa: E402
+from torchrun import finish as wait_for  # noqa: E402
+from torchrun import start  # noqa: E402
 
 from rlvr.trainer.lora import DEFAULT_TARGETS  # noqa: E402
 
@@ -43,29 +42,14 @@ def launch(
     mode: str, model_dir: str, out_dir: Path, *, torchrun: list[str] | None = None
 ) -> subprocess.Popen:
     """The worker alone (torchrun=None) or under `torchrun` with the given launcher arguments."""
-    env = {k: v for k, v in os.environ.items() if k not in LAUNCH_ENV}
-    env.update(OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
     prefix = [sys.executable] + (["-m", "torch.distributed.run", *torchrun] if torchrun else [])
     out_dir.mkdir(parents=True, exist_ok=True)
-    return subprocess.Popen(
-        [*prefix, str(WORKER), mode, model_dir, str(out_dir)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # so a hung run's workers can be killed with their launcher
-    )
+    return start([*prefix, str(WORKER), mode, model_dir, str(out_dir)])
 
 
 def finish(process: subprocess.Popen, what: str) -> None:
     """Wait for a launch; on a timeout (a collective that never completes) kill its whole process group."""
-    try:
-        output, _ = process.communicate(timeout=TIMEOUT_S)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"{what} did not finish in {TIMEOUT_S} s (a hang):\n{output[-4000:]}")
-    assert process.returncode == 0, f"{what} exited with {process.returncode}:\n{output[-4000:]}"
+    wait_for(process, what, TIMEOUT_S)
 
 
 TWO_RANKS = ["--standalone", "--nproc_per_node", "2"]
