@@ -176,11 +176,6 @@ class LoadMeter:
         }
 
 
-def measure_before(budget: Budget, seed: int = 0, threads: int = 0) -> dict[str, Any]:
-    """Held-out greedy accuracy of the starting model, by the function `train()` uses before and after."""
-    return held_out_before(run_config("grpo", seed, budget, Path("unused"), threads), seed, threads)
-
-
 def held_out_before(data: dict[str, Any], seed: int = 0, threads: int = 0) -> dict[str, Any]:
     """Held-out greedy accuracy of the starting model of the run config `data` (the function `train()` uses)."""
     import torch
@@ -473,22 +468,67 @@ def plot(records: list[dict], rows: list[dict], before: dict | None, path: Path)
 
 def report(root: Path, presets: Sequence[str], seeds: Sequence[int], budget: Budget, plot_path: Path) -> str:
     """Rewrite ROOT/table.md and the plot from the results found; return the table."""
-    records = load_results(root, presets, seeds, budget)
+    return write_report(root, presets, seeds, budget, plot_path, Tabulation(summarise, markdown_table, plot))
+
+
+@dataclass(frozen=True)
+class Tabulation:
+    """How a table of runs is made from their records: rows, their markdown, the plot."""
+
+    rows: Callable[[list[dict], Sequence[str]], list[dict[str, Any]]]  # (records, names) -> rows
+    markdown: Callable[[list[dict[str, Any]], dict[str, Any] | None, Any], str]  # (rows, before, budget)
+    plot: Callable[
+        [list[dict], list[dict], dict[str, Any] | None, Path], None
+    ]  # (records, rows, before, path)
+
+
+def write_report(
+    root: Path, names: Sequence[str], seeds: Sequence[int], budget: Any, plot_path: Path, tab: Tabulation
+) -> str:
+    """ROOT/table.md (atomic) and the plot from the results found under ROOT, with the missing runs named."""
+    records = load_results(root, names, seeds, budget)
     before_file = root / "before.json"
     before = json.loads(before_file.read_text(encoding="utf-8")) if before_file.is_file() else None
     if before is not None and before["tasks"] != budget.eval_tasks:
         before = None  # measured on another number of held-out tasks
-    rows = summarise(records, presets)
-    missing = [run_name(p, s) for s in seeds for p in presets if not result_path(root, p, s).is_file()]
-    table = markdown_table(rows, before, budget)
+    rows = tab.rows(records, names)
+    missing = [run_name(p, s) for s in seeds for p in names if not result_path(root, p, s).is_file()]
+    table = tab.markdown(rows, before, budget)
     if missing:
         table += (
-            f"\nPartial: {len(records)} of {len(presets) * len(seeds)} runs; missing: {', '.join(missing)}\n"
+            f"\nPartial: {len(records)} of {len(names) * len(seeds)} runs; missing: {', '.join(missing)}\n"
         )
     write_text_atomic(root / "table.md", table)
     if rows:
-        plot(records, rows, before, plot_path)
+        tab.plot(records, rows, before, plot_path)
     return table
+
+
+def run_missing(
+    names: Sequence[str],
+    seeds: Sequence[int],
+    budget: Any,
+    root: Path,
+    *,
+    before_config: dict[str, Any],
+    run_fn: RunFn,
+    command: Callable[[str, int], list[str]],
+    jobs: int,
+    refresh: Callable[[], None],
+    threads: int = 0,
+) -> dict[str, list[str]]:
+    """Measure ROOT/before.json once (from `before_config`), then every run without a result: `jobs` at a time
+    in their own processes (`command`), or one by one in this one (`run_fn`)."""
+    root.mkdir(parents=True, exist_ok=True)
+    before_file = root / "before.json"
+    if not before_file.is_file():
+        meter = LoadMeter()
+        before = held_out_before(before_config, threads=threads)
+        before.update(budget=dataclasses.asdict(budget), load=meter.read(), source=source_state())
+        write_text_atomic(before_file, json.dumps(before, indent=1))
+    if jobs > 1:
+        return run_in_processes(names, seeds, budget, root, command, jobs, after_each=refresh)
+    return run_all(names, seeds, budget, root, run_fn=run_fn, after_each=refresh)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -528,17 +568,19 @@ def main(argv: list[str] | None = None) -> int:
         return [sys.executable, str(Path(__file__).resolve()), "--child", *one, *forwarded]
 
     if not args.report:
-        args.root.mkdir(parents=True, exist_ok=True)
-        before_file = args.root / "before.json"
-        if not before_file.is_file():
-            meter = LoadMeter()
-            before = measure_before(budget, threads=args.threads)
-            before.update(budget=dataclasses.asdict(budget), load=meter.read(), source=source_state())
-            write_text_atomic(before_file, json.dumps(before, indent=1))
-        if args.jobs > 1:
-            done = run_in_processes(presets, seeds, budget, args.root, command, args.jobs, after_each=refresh)
-        else:
-            done = run_all(presets, seeds, budget, args.root, run_fn=run_fn, after_each=refresh)
+        before_config = run_config("grpo", 0, budget, Path("unused"), args.threads)
+        done = run_missing(
+            presets,
+            seeds,
+            budget,
+            args.root,
+            before_config=before_config,
+            run_fn=run_fn,
+            command=command,
+            jobs=args.jobs,
+            refresh=refresh,
+            threads=args.threads,
+        )
         print(
             f"ablation: ran {len(done['ran'])}, skipped {len(done['skipped'])} finished, "
             f"failed {len(done['failed'])} {done['failed'] or ''}",

@@ -34,9 +34,7 @@ Run: .venv/bin/python benchmarks/exploration.py [--steps 10 --seeds 0,1,2 --opti
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import functools
-import json
 import math
 import shutil
 import statistics
@@ -45,18 +43,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rlvr.atomic import write_text_atomic
 from rlvr.benchmarks.ablation import (
     LoadMeter,
+    Tabulation,
     _mean_std,
     _pm,
-    held_out_before,
-    load_results,
-    result_path,
     run_all,
-    run_in_processes,
+    run_missing,
     run_name,
-    source_state,
+    write_report,
 )
 
 ENV = "rlvr/arithmetic-v0"
@@ -246,20 +241,7 @@ def plot(records: list[dict], rows: list[dict], before: dict | None, path: Path)
 
 def report(root: Path, options: list[str], seeds: list[int], budget: Budget, plot_path: Path) -> str:
     """Rewrite ROOT/table.md and the plot from the results found; return the table."""
-    records = load_results(root, options, seeds, budget)
-    before_file = root / "before.json"
-    before = json.loads(before_file.read_text(encoding="utf-8")) if before_file.is_file() else None
-    rows = summarise(records, options)
-    missing = [run_name(o, s) for s in seeds for o in options if not result_path(root, o, s).is_file()]
-    table = markdown_table(rows, before, budget)
-    if missing:
-        table += (
-            f"\nPartial: {len(records)} of {len(options) * len(seeds)} runs; missing: {', '.join(missing)}\n"
-        )
-    write_text_atomic(root / "table.md", table)
-    if rows:
-        plot(records, rows, before, plot_path)
-    return table
+    return write_report(root, options, seeds, budget, plot_path, Tabulation(summarise, markdown_table, plot))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -309,20 +291,18 @@ def main(argv: list[str] | None = None) -> int:
         return [sys.executable, str(Path(__file__).resolve()), "--child", *one, *forwarded]
 
     if not args.report:
-        args.root.mkdir(parents=True, exist_ok=True)
-        before_file = args.root / "before.json"
-        if not before_file.is_file():
-            meter = LoadMeter()
-            before = held_out_before(
-                run_config("uniform", 0, budget, args.root, args.threads), 0, args.threads
-            )
-            before.update(budget=dataclasses.asdict(budget), load=meter.read(), source=source_state())
-            write_text_atomic(before_file, json.dumps(before, indent=1))
-        refresh = functools.partial(report, args.root, options, seeds, budget, args.plot)
-        if args.jobs > 1:
-            done = run_in_processes(options, seeds, budget, args.root, command, args.jobs, after_each=refresh)
-        else:
-            done = run_all(options, seeds, budget, args.root, run_fn=run_fn, after_each=refresh)
+        done = run_missing(
+            options,
+            seeds,
+            budget,
+            args.root,
+            before_config=run_config("uniform", 0, budget, args.root, args.threads),
+            run_fn=run_fn,
+            command=command,
+            jobs=args.jobs,
+            refresh=functools.partial(report, args.root, options, seeds, budget, args.plot),
+            threads=args.threads,
+        )
         print(
             f"exploration: ran {len(done['ran'])}, skipped {len(done['skipped'])} finished, "
             f"failed {len(done['failed'])} {done['failed'] or ''}",
