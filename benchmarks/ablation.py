@@ -531,6 +531,19 @@ def run_missing(
     return run_all(names, seeds, budget, root, run_fn=run_fn, after_each=refresh)
 
 
+def add_table_arguments(
+    parser: argparse.ArgumentParser, seeds: Sequence[int], root: Path, plot: Path
+) -> None:
+    """The options of a table of runs: seeds, where results and the plot go, report only, threads, jobs."""
+    parser.add_argument("--seeds", default=",".join(map(str, seeds)))
+    parser.add_argument("--root", type=Path, default=root)
+    parser.add_argument("--plot", type=Path, default=plot)
+    parser.add_argument("--report", action="store_true", help="only rewrite the table and the plot")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
+    parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one process of --jobs
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     default = Budget()
@@ -539,13 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--critic-lr", type=float, default=default.critic_lr)
     parser.add_argument("--eval-tasks", type=int, default=default.eval_tasks)
     parser.add_argument("--presets", default=",".join(PRESETS))
-    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
-    parser.add_argument("--root", type=Path, default=Path("runs/ablation"))
-    parser.add_argument("--plot", type=Path, default=Path("docs/results/ablation.png"))
-    parser.add_argument("--report", action="store_true", help="only rewrite the table and the plot")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one process of --jobs
+    add_table_arguments(parser, SEEDS, Path("runs/ablation"), Path("docs/results/ablation.png"))
     args = parser.parse_args(argv)
     budget = Budget(steps=args.steps, lr=args.lr, critic_lr=args.critic_lr, eval_tasks=args.eval_tasks)
     presets = [p for p in args.presets.split(",") if p]

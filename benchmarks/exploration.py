@@ -48,6 +48,7 @@ from rlvr.benchmarks.ablation import (
     Tabulation,
     _mean_std,
     _pm,
+    add_table_arguments,
     run_all,
     run_missing,
     run_name,
@@ -251,13 +252,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pool", type=int, default=default.pool)
     parser.add_argument("--eval-tasks", type=int, default=default.eval_tasks)
     parser.add_argument("--options", default=",".join(OPTIONS))
-    parser.add_argument("--seeds", default=",".join(map(str, SEEDS)))
-    parser.add_argument("--root", type=Path, default=Path("runs/exploration"))
-    parser.add_argument("--plot", type=Path, default=Path("docs/results/exploration.png"))
-    parser.add_argument("--report", action="store_true", help="only rewrite the table and the plot")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads per run (0: torch's default)")
-    parser.add_argument("--jobs", type=int, default=1, help="runs at a time, each in its own process")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)  # one process of --jobs
+    add_table_arguments(parser, SEEDS, Path("runs/exploration"), Path("docs/results/exploration.png"))
     args = parser.parse_args(argv)
     budget = Budget(steps=args.steps, pool=args.pool, eval_tasks=args.eval_tasks)
     options = [o for o in args.options.split(",") if o]
